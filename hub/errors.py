@@ -1,0 +1,97 @@
+"""Every error the hub raises on purpose, as one tree.
+
+    HubError
+    ├── ConfigError            bad settings or tenancy file: refuse to start
+    ├── RequestError           a caller's mistake, answered with error XML
+    │   ├── InvalidDocument    400 VALIDATION: every bad field, one sentence each
+    │   ├── NotAuthenticated   401 AUTHENTICATION
+    │   ├── Forbidden          403 FORBIDDEN
+    │   ├── NotFound           404 NOT_FOUND
+    │   ├── NotAllowed         405 VALIDATION (method not allowed)
+    │   ├── TooLarge           413 TOO_LARGE
+    │   └── UnsupportedMedia   415 UNSUPPORTED_MEDIA
+    ├── TransientError         may work if tried again (broker or database away)
+    │   └── Unavailable        503 UNAVAILABLE: the record was not stored durably
+    └── PermanentError         will never work: dead-letter, do not retry
+        └── PoisonMessage      a queue message that cannot be understood
+
+The ingress maps `RequestError` and `Unavailable` to answers in one place
+(`hub/ingress/errors.py`); consumers map `TransientError` and
+`PermanentError` to ack / retry / dead-letter in one place
+(`hub/broker/consumer.py`).
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+
+class ConfigError(HubError):
+    """The settings or the tenancy file are not usable; the hub must not start."""
+
+
+class RequestError(HubError):
+    """A caller's request that the hub refuses; carries the HTTP status and reason."""
+
+    status = 400
+    reason = "VALIDATION"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidDocument(RequestError):
+    """The body is not a valid document; `problems` names every bad field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class NotAuthenticated(RequestError):
+    status = 401
+    reason = "AUTHENTICATION"
+
+
+class Forbidden(RequestError):
+    status = 403
+    reason = "FORBIDDEN"
+
+
+class NotFound(RequestError):
+    status = 404
+    reason = "NOT_FOUND"
+
+
+class NotAllowed(RequestError):
+    status = 405
+    reason = "VALIDATION"
+
+
+class TooLarge(RequestError):
+    status = 413
+    reason = "TOO_LARGE"
+
+
+class UnsupportedMedia(RequestError):
+    status = 415
+    reason = "UNSUPPORTED_MEDIA"
+
+
+class TransientError(HubError):
+    """Something outside the hub failed in a way that may pass: retry."""
+
+
+class Unavailable(TransientError):
+    """The broker (or database) could not take the record durably in time."""
+
+
+class PermanentError(HubError):
+    """Retrying cannot help: dead-letter with this message as the reason."""
+
+
+class PoisonMessage(PermanentError):
+    """A queue message whose body or headers cannot be understood."""

@@ -1,0 +1,114 @@
+"""The hub's settings: read once from the environment into a frozen object.
+
+Only the CLI (the edge) calls `Settings.from_env()`; everything else gets the
+object passed in. A secret may be given directly or as a file named by the
+same variable with `_FILE` appended (Docker and Kubernetes secrets). This
+module must never open connections or read the tenancy file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.errors import ConfigError
+
+_NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_SIZE = re.compile(r"^(\d+)\s*(k|kib|m|mib)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A host and port to listen on."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, name: str, value: str) -> Address:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ConfigError(f"{name}: {value!r} is not HOST:PORT")
+        return cls(host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104 - ":8080" means all
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the hub reads from its environment."""
+
+    amqp_urls: tuple[str, ...] = ("amqp://guest:guest@127.0.0.1:5672/",)
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/hub"
+    tenancy_file: Path = Path("deploy/demo/tenancy.toml")
+    namespace: str = "hub"
+    ingress_addr: Address = field(default_factory=lambda: Address("127.0.0.1", 8080))
+    max_body: int = 64 * 1024
+    publish_timeout: float = 5.0
+    router_prefetch: int = 64
+    shutdown_grace: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        base = cls()
+        namespace = env.get("HUB_NAMESPACE", base.namespace)
+        if not _NAMESPACE.match(namespace):
+            raise ConfigError(
+                f"HUB_NAMESPACE: {namespace!r} must match {_NAMESPACE.pattern} "
+                "(it prefixes queues and names a PostgreSQL schema)"
+            )
+        amqp = _secret(env, "HUB_AMQP_URL") or ",".join(base.amqp_urls)
+        return cls(
+            amqp_urls=tuple(u.strip() for u in amqp.split(",") if u.strip()),
+            database_url=_secret(env, "HUB_DATABASE_URL") or base.database_url,
+            tenancy_file=Path(env.get("HUB_TENANCY_FILE", str(base.tenancy_file))),
+            namespace=namespace,
+            ingress_addr=Address.parse(
+                "HUB_INGRESS_ADDR", env.get("HUB_INGRESS_ADDR", str(base.ingress_addr))
+            ),
+            max_body=_size(env.get("HUB_MAX_BODY"), base.max_body),
+            publish_timeout=_positive(env, "HUB_PUBLISH_TIMEOUT", base.publish_timeout),
+            router_prefetch=int(_positive(env, "HUB_ROUTER_PREFETCH", base.router_prefetch)),
+            shutdown_grace=_positive(env, "HUB_SHUTDOWN_GRACE", base.shutdown_grace),
+        )
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """`NAME`, or the contents of the file that `NAME_FILE` names."""
+    if name in env:
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from exc
+
+
+def _size(value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    match = _SIZE.match(value.strip())
+    if not match or int(match[1]) == 0:
+        raise ConfigError(f"HUB_MAX_BODY: {value!r} is not a size such as 65536 or 64KiB")
+    unit = (match[2] or "").lower()
+    return int(match[1]) * {"": 1, "k": 1024, "kib": 1024, "m": 1 << 20, "mib": 1 << 20}[unit]
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{name}: {raw!r} must be a positive number")
+    return value
