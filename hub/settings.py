@@ -32,7 +32,7 @@ class Address:
         host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ConfigError(f"{name}: {value!r} is not HOST:PORT")
-        return cls(host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104 - ":8080" means all
+        return cls(host.strip("[]") or "0.0.0.0", int(port))
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"

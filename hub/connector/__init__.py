@@ -1,0 +1,1 @@
+"""The Connector API's XML documents: hardened parsing, field rules, answers."""

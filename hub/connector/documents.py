@@ -1,0 +1,174 @@
+"""The three documents partners save (user, staff, lead source): parse and check.
+
+`parse(kind, body)` turns a request body into a `Document` or raises
+`InvalidDocument` naming every bad field at once. Sections are checked by the
+tables in `rules.py`; XML hardening is `xmlsafe.py`'s job. A document's body
+is a plain dict of sections (empty values left out), the shape the inbox
+message carries and the store keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from lxml import etree
+
+from hub.connector import rules, xmlsafe
+from hub.errors import InvalidDocument
+
+Body = dict[str, dict[str, str]]
+
+
+class Kind(StrEnum):
+    """What a record is; also the endpoint's name."""
+
+    USER = "user"
+    STAFF = "staff"
+    LEADSOURCE = "leadsource"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A document's root element and its sections (name -> (fields, required))."""
+
+    root: str
+    sections: Mapping[str, tuple[Mapping[str, rules.Field], bool]]
+
+
+SHAPES: Mapping[Kind, Shape] = {
+    Kind.USER: Shape(
+        "user",
+        {
+            "providerInfo": (rules.PROVIDER_INFO, True),
+            "userInfo": (rules.user_info("PROSPECT", "MEMBER"), True),
+            "leadInfo": (rules.USER_LEAD_INFO, False),
+        },
+    ),
+    Kind.STAFF: Shape(
+        "user",
+        {
+            "providerInfo": (rules.PROVIDER_INFO, True),
+            "userInfo": (rules.user_info("STAFF"), True),
+        },
+    ),
+    Kind.LEADSOURCE: Shape(
+        "leadSource",
+        {
+            "providerInfo": (rules.PROVIDER_INFO, True),
+            "leadInfo": (rules.LEAD_SOURCE_INFO, True),
+        },
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A checked document: who sent it for which club, and its fields."""
+
+    kind: Kind
+    identifier: str
+    client_id: str
+    club_id: str
+    record_id: str
+    body: Body
+
+
+def parse(kind: Kind, body: bytes) -> Document:
+    """Parse and check a saved document; InvalidDocument lists every problem."""
+    root = xmlsafe.parse(body)
+    shape = SHAPES[kind]
+    problems: list[str] = []
+    sections = _read_root(root, shape, problems)
+    if problems:
+        raise InvalidDocument(problems)
+    provider = sections.pop("providerInfo")
+    return Document(
+        kind=kind,
+        identifier=provider["identifier"],
+        client_id=provider["clientID"],
+        club_id=provider["clubID"],
+        record_id=provider["recordID"],
+        body=sections,
+    )
+
+
+def _read_root(root: etree._Element, shape: Shape, problems: list[str]) -> Body:
+    if root.tag != shape.root:
+        problems.append(f"the root element must be <{shape.root}>, not <{_name(root)}>")
+        return {}
+    _check_element_only(root, shape.root, problems)
+    found: Body = {}
+    for child in root:
+        name = _name(child)
+        if name not in shape.sections:
+            problems.append(f"{name}: unknown element in <{shape.root}>")
+        elif name in found:
+            problems.append(f"{name}: given more than once")
+        else:
+            found[name] = _read_section(child, name, shape.sections[name][0], problems)
+    for name, (_, required) in shape.sections.items():
+        if required and name not in found:
+            problems.append(f"{name}: is mandatory")
+    return {name: values for name, values in found.items() if values or name == "providerInfo"}
+
+
+def _read_section(
+    element: etree._Element, path: str, fields: Mapping[str, rules.Field], problems: list[str]
+) -> dict[str, str]:
+    _check_element_only(element, path, problems)
+    values, refused = _read_fields(element, path, fields, problems)
+    for name, field in fields.items():
+        value = values.get(name, "")
+        if name in refused:
+            continue
+        if field.required and rules.is_blank(value):
+            problems.append(f"{path}/{name}: is mandatory")
+        elif value and (problem := field.check(value)):
+            problems.append(f"{path}/{name}: {problem}")
+    return {name: value for name, value in values.items() if value}
+
+
+def _read_fields(
+    element: etree._Element, path: str, fields: Mapping[str, rules.Field], problems: list[str]
+) -> tuple[dict[str, str], set[str]]:
+    """The text of each known field, and the fields refused for their form."""
+    values: dict[str, str] = {}
+    refused: set[str] = set()
+    for child in element:
+        name = _name(child)
+        where = f"{path}/{name}"
+        if name in rules.READ_ONLY:
+            problems.append(f"{where}: is read-only (set by the hub), not accepted in a save")
+        elif name not in fields:
+            problems.append(f"{where}: unknown element")
+        elif name in values:
+            problems.append(f"{where}: given more than once")
+        else:
+            values[name] = child.text or ""
+            if child.attrib:
+                problems.append(f"{where}: attributes are not allowed")
+                refused.add(name)
+            if len(child):
+                problems.append(f"{where}: must be text, not elements")
+                refused.add(name)
+    return values, refused
+
+
+def _check_element_only(element: etree._Element, path: str, problems: list[str]) -> None:
+    if element.attrib:
+        problems.append(f"{path}: attributes are not allowed")
+    stray = [element.text] + [child.tail for child in element]
+    if any(s and not rules.is_blank(s) for s in stray):
+        problems.append(f"{path}: text is not allowed between elements")
+
+
+def _name(element: etree._Element) -> str:
+    tag = element.tag
+    if not isinstance(tag, str):
+        return "?"
+    if tag.startswith("{"):
+        namespace, _, local = tag[1:].partition("}")
+        return f"{local} (in namespace {namespace})"
+    return tag

@@ -1,0 +1,1 @@
+"""The HTTP ingress: the Connector API that partners call."""

@@ -1,0 +1,86 @@
+"""Schema migrations: the numbered SQL files in `migrations/`, applied once each.
+
+Runs in the namespace's schema, creating it if needed. Concurrent migrators
+(several hub processes starting together) are serialised by an advisory
+lock; all of them run in one transaction with their bookkeeping rows.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import asyncpg
+import structlog
+
+from hub.errors import ConfigError
+from hub.store.pool import database_errors
+
+log = structlog.get_logger(__name__)
+
+_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every migration, in order."""
+    found = []
+    for entry in resources.files("hub.store").joinpath("migrations").iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(url: str, namespace: str) -> list[str]:
+    """Apply what is missing; return the names of the migrations applied now."""
+    async with database_errors():
+        connection = await asyncpg.connect(url, timeout=10)
+    try:
+        return await _apply(connection, namespace)
+    finally:
+        await connection.close()
+
+
+async def _apply(connection: asyncpg.Connection, namespace: str) -> list[str]:
+    schema = _identifier(namespace)
+    applied_now = []
+    async with connection.transaction():
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{namespace}"
+        )
+        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+            " number integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["number"]
+            for r in await connection.fetch(f"SELECT number FROM {schema}.schema_migrations")
+        }
+        await connection.execute(f"SET LOCAL search_path TO {schema}")
+        for number, name, sql in migrations():
+            if number in done:
+                continue
+            await connection.execute(sql)
+            await connection.execute(
+                "INSERT INTO schema_migrations (number, name) VALUES ($1, $2)", number, name
+            )
+            applied_now.append(f"{number:03d}_{name}")
+            log.info("migration applied", namespace=namespace, migration=applied_now[-1])
+    return applied_now
+
+
+async def drop(url: str, namespace: str) -> None:
+    """Remove the namespace's schema and everything in it (tests, teardown)."""
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        await connection.execute(f"DROP SCHEMA IF EXISTS {_identifier(namespace)} CASCADE")
+    finally:
+        await connection.close()
+
+
+def _identifier(namespace: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", namespace):
+        raise ConfigError(f"namespace {namespace!r} cannot name a schema")
+    return f'"{namespace}"'

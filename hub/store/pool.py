@@ -1,0 +1,63 @@
+"""The connection pool, bound to the namespace's schema, and error mapping.
+
+`database_errors()` turns a database that cannot be reached into
+TransientError (retry later) and anything else asyncpg raises into a plain
+HubError subclass the callers can map; queries run inside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from hub.errors import TransientError
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+
+
+class DatabaseError(TransientError):
+    """The database could not be reached or did not answer in time."""
+
+
+async def _init(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+    )
+
+
+async def create_pool(url: str, namespace: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+    """A pool whose connections see the namespace's schema first."""
+    async with database_errors():
+        return await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init,
+            timeout=5,
+            command_timeout=30,
+            server_settings={"search_path": namespace, "application_name": "hub"},
+        )
+
+
+@asynccontextmanager
+async def database_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except _UNREACHABLE as exc:
+        raise DatabaseError(f"the database is unavailable: {exc!r}") from exc

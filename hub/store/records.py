@@ -1,0 +1,179 @@
+"""Queries on records: the router's upsert and the ingress's reads.
+
+The upsert is the one place where a record's version moves: +1 only when the
+content changed, never for a redelivered message (known message id) and
+never for a message older than the newest applied (`received_at`), so that
+versions only rise and an old save never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+
+from hub.connector.documents import Kind
+from hub.message import Inbound
+from hub.records import StoredRecord
+from hub.store.pool import Connection, Pool, database_errors
+
+Outcome = Literal["created", "changed", "unchanged", "stale", "redelivered"]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What storing one inbox message did."""
+
+    outcome: Outcome
+    version: int
+
+    @property
+    def changed(self) -> bool:
+        return self.outcome in ("created", "changed")
+
+
+def content_hash(inbound: Inbound) -> bytes:
+    canonical = json.dumps(inbound.body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+_UPSERT = """
+INSERT INTO records AS r (uuid, kind, provider, client, club, client_id, club_id,
+                          record_id, body, content_sha256, received_at, created_by, modified_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $3, $3)
+ON CONFLICT (uuid) DO UPDATE SET
+    body = EXCLUDED.body,
+    content_sha256 = EXCLUDED.content_sha256,
+    version = r.version + (r.content_sha256 <> EXCLUDED.content_sha256)::int,
+    received_at = EXCLUDED.received_at,
+    client = EXCLUDED.client,
+    club = EXCLUDED.club,
+    modified_at = CASE WHEN r.content_sha256 <> EXCLUDED.content_sha256
+                       THEN now() ELSE r.modified_at END,
+    modified_by = CASE WHEN r.content_sha256 <> EXCLUDED.content_sha256
+                       THEN EXCLUDED.modified_by ELSE r.modified_by END
+WHERE r.received_at < EXCLUDED.received_at
+RETURNING version, (xmax = 0) AS created
+"""
+
+
+async def apply(pool: Pool, inbound: Inbound) -> Applied:
+    """Store one inbox message; idempotent under redelivery."""
+    async with database_errors(), pool.acquire() as connection, connection.transaction():
+        known = await connection.fetchval(
+            "SELECT version FROM receipts WHERE message_id = $1", inbound.message_id
+        )
+        if known is not None:
+            return Applied("redelivered", known)
+        # Serialise saves of one record, so that the version check below holds.
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1::text))", inbound.uuid)
+        applied = await _upsert(connection, inbound)
+        await connection.execute(
+            "INSERT INTO receipts (message_id, uuid, received_at, version, outcome)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            inbound.message_id,
+            inbound.uuid,
+            inbound.received_at,
+            applied.version,
+            applied.outcome,
+        )
+        return applied
+
+
+async def _upsert(connection: Connection, inbound: Inbound) -> Applied:
+    before = await connection.fetchrow(
+        "SELECT version, content_sha256 FROM records WHERE uuid = $1", inbound.uuid
+    )
+    digest = content_hash(inbound)
+    row = await connection.fetchrow(
+        _UPSERT,
+        inbound.uuid,
+        inbound.kind.value,
+        inbound.provider,
+        inbound.client,
+        inbound.club,
+        inbound.client_id,
+        inbound.club_id,
+        inbound.record_id,
+        inbound.body,
+        digest,
+        inbound.received_at,
+    )
+    if row is None:
+        assert before is not None
+        return Applied("stale", before["version"])
+    if row["created"] or before is None:
+        return Applied("created", row["version"])
+    return Applied("changed" if before["content_sha256"] != digest else "unchanged", row["version"])
+
+
+_COLUMNS = (
+    "uuid, kind, provider, client_id, club_id, record_id, body, version,"
+    " created_by, created_at, modified_by, modified_at"
+)
+
+
+async def find(
+    pool: Pool,
+    provider: str,
+    kind: Kind,
+    record_id: str,
+    client_id: str | None = None,
+    club_id: str | None = None,
+) -> list[StoredRecord]:
+    """The provider's records with this recordID, narrowed by client and club if given."""
+    async with database_errors():
+        rows = await pool.fetch(
+            f"SELECT {_COLUMNS} FROM records WHERE provider = $1 AND kind = $2"
+            " AND record_id = $3 AND ($4::text IS NULL OR client_id = $4)"
+            " AND ($5::text IS NULL OR club_id = $5) ORDER BY client_id, club_id",
+            provider,
+            kind.value,
+            record_id,
+            client_id,
+            club_id,
+        )
+    return [_record(r) for r in rows]
+
+
+async def in_club(
+    pool: Pool, provider: str, kind: Kind, client_id: str, club_id: str
+) -> list[StoredRecord]:
+    """Every record of this kind that the provider saved for one club."""
+    async with database_errors():
+        rows = await pool.fetch(
+            f"SELECT {_COLUMNS} FROM records WHERE provider = $1 AND kind = $2"
+            " AND client_id = $3 AND club_id = $4 ORDER BY record_id",
+            provider,
+            kind.value,
+            client_id,
+            club_id,
+        )
+    return [_record(r) for r in rows]
+
+
+async def get(pool: Pool, record_uuid: uuid.UUID) -> StoredRecord | None:
+    async with database_errors():
+        row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM records WHERE uuid = $1", record_uuid)
+    return None if row is None else _record(row)
+
+
+def _record(row: asyncpg.Record) -> StoredRecord:
+    return StoredRecord(
+        uuid=row["uuid"],
+        kind=Kind(row["kind"]),
+        provider=row["provider"],
+        client_id=row["client_id"],
+        club_id=row["club_id"],
+        record_id=row["record_id"],
+        body=row["body"],
+        version=row["version"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        modified_by=row["modified_by"],
+        modified_at=row["modified_at"],
+    )

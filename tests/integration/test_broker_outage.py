@@ -1,0 +1,84 @@
+"""RabbitMQ stops while partners post: 503 while it is away, 200 after, nothing lost.
+
+Stops the machine's broker application (`rabbitmqctl stop_app`) and always
+starts it again in a `finally`; the node, its config and cookie are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import subprocess
+import uuid
+
+import aiohttp
+import pytest
+
+from hub.store import records
+from tests.conftest import Hub, eventually
+from tests.fixtures_tenancy import INTOUCH_KEY, user_xml
+
+pytestmark = pytest.mark.broker_restart
+
+AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
+
+
+async def rabbitmqctl(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+
+
+async def test_posting_through_a_broker_outage_loses_nothing(hub: Hub) -> None:
+    statuses: collections.Counter[int] = collections.Counter()
+    accepted: dict[str, uuid.UUID] = {}
+
+    async def partner(http: aiohttp.ClientSession, n: int) -> None:
+        # Like a well-behaved partner: re-post what was not accepted.
+        record_id = f"R-{n}"
+        for _ in range(400):
+            try:
+                async with http.post(
+                    f"{hub.url}/user", data=user_xml(record_id), headers=AUTH
+                ) as r:
+                    statuses[r.status] += 1
+                    if r.status == 200:
+                        text = await r.text()
+                        accepted[record_id] = uuid.UUID(text.split("<uuid>")[1].split("<")[0])
+                        return
+            except aiohttp.ClientError:
+                statuses[0] += 1
+            await asyncio.sleep(0.05)
+
+    async def posting(http: aiohttp.ClientSession, first: int, count: int) -> None:
+        for n in range(first, first + count):
+            await partner(http, n)
+
+    async with aiohttp.ClientSession() as http:
+        try:
+            before = asyncio.gather(*(posting(http, 1000 * w, 40) for w in range(4)))
+            await asyncio.sleep(0.3)
+            await rabbitmqctl("stop_app")
+            await asyncio.sleep(2)
+        finally:
+            await rabbitmqctl("start_app")
+        await asyncio.wait_for(before, 60)
+
+    assert statuses[503] > 0, "the outage was not seen"
+    assert len(accepted) == 160
+
+    pool = hub.router._pool
+    assert pool is not None
+
+    async def all_stored() -> bool:
+        count = await pool.fetchval("SELECT count(*) FROM records")
+        return bool(count == len(accepted))
+
+    await eventually(all_stored, within=60)
+    for record_uuid in accepted.values():
+        record = await records.get(pool, record_uuid)
+        assert record is not None
+        assert record.version == 1
+    assert await pool.fetchval("SELECT count(*) FROM records") == 160
