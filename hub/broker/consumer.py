@@ -29,7 +29,8 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from hub.broker.connection import CONNECT_ERRORS, Nodes, declare
@@ -141,7 +142,8 @@ class Consumer:
                 retry=retry_if_exception_type(TransientError),
                 stop=stop_after_attempt(self._retry.attempts)
                 | stop_after_delay(self._retry.seconds),
-                wait=wait_exponential_jitter(self._retry.first_wait, self._retry.max_wait),
+                wait=wait_exponential(multiplier=self._retry.first_wait, max=self._retry.max_wait)
+                + wait_random(0, self._retry.first_wait),
                 reraise=True,
             ):
                 with attempt:

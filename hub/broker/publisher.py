@@ -101,8 +101,15 @@ class Publisher:
             if self._connection is None or self._connection.is_closed:
                 self._connection = await self._nodes.connect(self._name, self._timeout)
                 log.info("broker connected", role=self._name)
-            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-            await declare(channel, self._topology)
+            connection = self._connection
+            try:
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                await declare(channel, self._topology)
+            except BaseException:
+                # A connection that cannot open a channel is dead to us, whatever it says.
+                self._connection = None
+                await _quietly_close(connection)
+                raise
             self._channel, self._exchanges = channel, {}
             return channel
 

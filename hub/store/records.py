@@ -70,7 +70,7 @@ async def apply(pool: Pool, inbound: Inbound) -> Applied:
         if known is not None:
             return Applied("redelivered", known)
         # Serialise saves of one record, so that the version check below holds.
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1::text))", inbound.uuid)
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(inbound.uuid))
         applied = await _upsert(connection, inbound)
         await connection.execute(
             "INSERT INTO receipts (message_id, uuid, received_at, version, outcome)"
