@@ -1,0 +1,130 @@
+"""The `hub` command as operators run it: real processes, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from hub.settings import Settings
+from tests.conftest import eventually
+from tests.fixtures_tenancy import ENV, INTOUCH_ID, INTOUCH_KEY, user_xml
+
+HUB = [sys.executable, "-m", "hub"]
+AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def environment(settings: Settings, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        **ENV,
+        "HUB_AMQP_URL": settings.amqp_urls[0],
+        "HUB_DATABASE_URL": settings.database_url,
+        "HUB_NAMESPACE": settings.namespace,
+        "HUB_TENANCY_FILE": str(settings.tenancy_file),
+        "HUB_INGRESS_ADDR": f"127.0.0.1:{port}",
+    }
+
+
+@pytest.fixture
+async def hub_process(settings: Settings) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *HUB, "run", env=environment(settings, port), stderr=subprocess.PIPE
+    )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> bool:
+                try:
+                    async with http.get(f"{root}/readyz") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(ready, within=30)
+        yield process, root
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_sigterm_drains_and_exits_0(
+    hub_process: tuple[asyncio.subprocess.Process, str],
+) -> None:
+    process, root = hub_process
+    url = f"{root}/connector/api/2011-11/user"
+    statuses: list[int] = []
+
+    async def post(http: aiohttp.ClientSession, n: int) -> None:
+        try:
+            async with http.post(url, data=user_xml(f"P-{n}"), headers=AUTH) as r:
+                statuses.append(r.status)
+        except aiohttp.ClientError:
+            statuses.append(0)  # refused: the ingress had stopped listening
+
+    async with aiohttp.ClientSession() as http, asyncio.TaskGroup() as group:
+        for n in range(200):
+            group.create_task(post(http, n))
+            if n == 50:
+                process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+    assert statuses.count(200) >= 50
+    assert set(statuses) <= {200, 0}, "a request in flight was not finished"
+
+
+async def test_a_saved_record_is_read_back_through_the_process(
+    hub_process: tuple[asyncio.subprocess.Process, str],
+) -> None:
+    _, root = hub_process
+    base = f"{root}/connector/api/2011-11"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/user", data=user_xml("P-1"), headers=AUTH) as r:
+            assert r.status == 200
+
+        async def read_back() -> bool:
+            params = {"provider": INTOUCH_ID, "recordID": "P-1"}
+            async with http.get(f"{base}/user", params=params, headers=AUTH) as r:
+                return r.status == 200 and "<firstname>Ada</firstname>" in await r.text()
+
+        await eventually(read_back)
+
+
+def test_an_invalid_tenancy_file_is_refused_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "tenancy.toml"
+    bad.write_text('[[provider]]\nname = "Bad Name"\nidentifier = "x"\nkey_sha256 = "00"\n')
+    result = subprocess.run(
+        [*HUB, "run"],
+        env={**os.environ, "HUB_TENANCY_FILE": str(bad)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "provider[0].name" in result.stderr
+    assert "provider[0].key_sha256" in result.stderr
+
+
+def test_migrate_applies_then_reports_up_to_date(settings: Settings) -> None:
+    env = environment(settings, free_port())
+    result = subprocess.run(
+        [*HUB, "migrate"], env=env, capture_output=True, text=True, timeout=30, check=True
+    )
+    assert "up to date" in result.stdout  # the fixture migrated already
