@@ -147,7 +147,7 @@ def _read_fields(
             problems.append(f"{where}: given more than once")
         else:
             values[name] = child.text or ""
-            if child.attrib:
+            if _has_attributes(child):
                 problems.append(f"{where}: attributes are not allowed")
                 refused.add(name)
             if len(child):
@@ -157,11 +157,20 @@ def _read_fields(
 
 
 def _check_element_only(element: etree._Element, path: str, problems: list[str]) -> None:
-    if element.attrib:
+    if _has_attributes(element):
         problems.append(f"{path}: attributes are not allowed")
     stray = [element.text] + [child.tail for child in element]
     if any(s and not rules.is_blank(s) for s in stray):
         problems.append(f"{path}: text is not allowed between elements")
+
+
+_XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+# Partners who validate against our XSDs may say so; XSD validators ignore these.
+_IGNORED_ATTRIBUTES = frozenset({f"{_XSI}noNamespaceSchemaLocation", f"{_XSI}schemaLocation"})
+
+
+def _has_attributes(element: etree._Element) -> bool:
+    return any(name not in _IGNORED_ATTRIBUTES for name in element.attrib)
 
 
 def _name(element: etree._Element) -> str:

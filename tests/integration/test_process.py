@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
+from hub.router import RouterService
 from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fixtures_tenancy import ENV, INTOUCH_ID, INTOUCH_KEY, user_xml
@@ -66,27 +68,49 @@ async def hub_process(settings: Settings) -> AsyncIterator[tuple[asyncio.subproc
 
 
 async def test_sigterm_drains_and_exits_0(
-    hub_process: tuple[asyncio.subprocess.Process, str],
+    hub_process: tuple[asyncio.subprocess.Process, str], settings: Settings
 ) -> None:
     process, root = hub_process
     url = f"{root}/connector/api/2011-11/user"
     statuses: list[int] = []
 
-    async def post(http: aiohttp.ClientSession, n: int) -> None:
-        try:
-            async with http.post(url, data=user_xml(f"P-{n}"), headers=AUTH) as r:
-                statuses.append(r.status)
-        except aiohttp.ClientError:
-            statuses.append(0)  # refused: the ingress had stopped listening
+    async def partner(http: aiohttp.ClientSession, worker: int) -> None:
+        for n in range(1000):
+            try:
+                body = user_xml(f"P-{worker}-{n}")
+                async with http.post(url, data=body, headers=AUTH) as r:
+                    statuses.append(r.status)
+            except aiohttp.ClientError:
+                statuses.append(0)  # refused: the ingress had stopped listening
+                return
+
+    async def stop_midway() -> None:
+        while statuses.count(200) < 50:
+            await asyncio.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
 
     async with aiohttp.ClientSession() as http, asyncio.TaskGroup() as group:
-        for n in range(200):
-            group.create_task(post(http, n))
-            if n == 50:
-                process.send_signal(signal.SIGTERM)
+        group.create_task(stop_midway())
+        for worker in range(8):
+            group.create_task(partner(http, worker))
     assert await asyncio.wait_for(process.wait(), 30) == 0
     assert statuses.count(200) >= 50
     assert set(statuses) <= {200, 0}, "a request in flight was not finished"
+
+    # Every 200 is stored, or waiting in the inbox for the next router.
+    router = RouterService(settings)
+    await router.start()
+    try:
+        pool = await asyncpg.connect(settings.database_url)
+
+        async def all_stored() -> bool:
+            count = await pool.fetchval(f"SELECT count(*) FROM {settings.namespace}.records")
+            return bool(count == statuses.count(200))
+
+        await eventually(all_stored)
+        await pool.close()
+    finally:
+        await router.stop()
 
 
 async def test_a_saved_record_is_read_back_through_the_process(
