@@ -1,0 +1,16 @@
+"""Benchmarks of the hub, run as `hub bench ...`.
+
+    cli.py        the `hub bench` options, and the run of one benchmark
+    documents.py  the distinct <user> bodies a run posts
+    load.py       one process's HTTP load generator (closed or open loop)
+    workers.py    that load generator split over processes, started together
+    bare.py       the bare-handler baseline: an aiohttp server in its own process
+    publish.py    the raw-publish baseline: aio-pika with confirms to a quorum queue
+    results.py    what a measured path produced, and merging those of many processes
+    stats.py      latency percentiles (pure)
+    report.py     the table, the ratios and the verdict, as text or JSON
+    eventloop.py  uvloop when it is installed
+
+A benchmark only measures: it never starts or reconfigures RabbitMQ, and it
+removes any queue it declares.
+"""
