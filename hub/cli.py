@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import structlog
 
 from hub import logs
+from hub.bench import cli as bench_cli
 from hub.errors import ConfigError, HubError
 from hub.ingress.app import IngressService
 from hub.router import RouterService
@@ -62,8 +63,6 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply the database migrations").set_defaults(
         command=_migrate
     )
-    from hub.bench import cli as bench_cli
-
     bench = commands.add_parser("bench", help="benchmarks")
     bench_cli.configure(bench)
     bench.set_defaults(command=bench_cli.run)

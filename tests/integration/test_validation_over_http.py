@@ -23,6 +23,10 @@ def fixtures(verdict: str) -> list[Path]:
     return sorted(FIXTURES.glob(f"*/{verdict}/*.xml"))
 
 
+def read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
 def test_there_are_fixtures_of_both_verdicts() -> None:
     assert len(fixtures("invalid")) >= 30
     assert len(fixtures("valid")) >= 10
@@ -32,8 +36,8 @@ def test_there_are_fixtures_of_both_verdicts() -> None:
 async def test_an_invalid_document_is_refused(
     hub: Hub, http: aiohttp.ClientSession, path: Path
 ) -> None:
-    endpoint = path.parts[-3]
-    async with http.post(f"{hub.url}/{endpoint}", data=path.read_bytes(), headers=AUTH) as r:
+    endpoint, body = path.parts[-3], read(path)
+    async with http.post(f"{hub.url}/{endpoint}", data=body, headers=AUTH) as r:
         answer = etree.fromstring(await r.read())
     assert r.status == 400, etree.tostring(answer)
     assert answer.findtext("reason") == "VALIDATION"
@@ -44,8 +48,8 @@ async def test_an_invalid_document_is_refused(
 async def test_a_valid_document_is_accepted(
     hub: Hub, http: aiohttp.ClientSession, path: Path
 ) -> None:
-    endpoint = path.parts[-3]
-    async with http.post(f"{hub.url}/{endpoint}", data=path.read_bytes(), headers=AUTH) as r:
+    endpoint, body = path.parts[-3], read(path)
+    async with http.post(f"{hub.url}/{endpoint}", data=body, headers=AUTH) as r:
         answer = etree.fromstring(await r.read())
     assert r.status == 200, etree.tostring(answer)
     assert answer.findtext("uuid")
