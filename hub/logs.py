@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 
@@ -20,8 +21,9 @@ def configure(level: str = "INFO", json_lines: bool | None = None) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # The hub's own lines: orjson straight to bytes (one line per request is on the hot path).
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=orjson.dumps)
         if json_lines
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
@@ -33,9 +35,15 @@ def configure(level: str = "INFO", json_lines: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=(
+            structlog.BytesLoggerFactory(sys.stderr.buffer)
+            if json_lines
+            else structlog.PrintLoggerFactory(sys.stderr)
+        ),
         cache_logger_on_first_use=True,
     )
+    if json_lines:  # the standard library's formatter wants text
+        renderer = structlog.processors.JSONRenderer()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

@@ -10,10 +10,11 @@ message is dead-lettered, never retried.
 from __future__ import annotations
 
 import datetime
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from hub.connector.documents import Body, Kind
 from hub.errors import PoisonMessage
@@ -38,7 +39,7 @@ class Inbound:
     received_at: datetime.datetime
 
     def encode(self) -> bytes:
-        return json.dumps(
+        return orjson.dumps(
             {
                 "v": SCHEMA_VERSION,
                 "message_id": str(self.message_id),
@@ -52,15 +53,13 @@ class Inbound:
                 "record_id": self.record_id,
                 "body": self.body,
                 "received_at": self.received_at.isoformat(),
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode()
+            }
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> Inbound:
         try:
-            data = json.loads(raw)
+            data = orjson.loads(raw)
             if data["v"] != SCHEMA_VERSION:
                 raise PoisonMessage(f"message schema version {data['v']!r} is not {SCHEMA_VERSION}")
             received_at = datetime.datetime.fromisoformat(data["received_at"])
@@ -81,7 +80,7 @@ class Inbound:
             )
         except PoisonMessage:
             raise
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
             raise PoisonMessage(f"not an inbox message: {type(exc).__name__}: {exc}") from exc
 
 

@@ -52,11 +52,10 @@ def _record(stored: StoredRecord, identifier: str) -> str:
         _element("recordID", stored.record_id),
         "</providerInfo>",
     ]
-    for name, (fields, _) in shape.sections.items():
+    for name, (section, _) in shape.sections.items():
         if name == "providerInfo":
             continue
-        if name == "userInfo":
-            fields = _ANSWER_USER_INFO
+        fields = _ANSWER_USER_INFO.fields if name == "userInfo" else section.fields
         values = stored.body.get(name, {})
         inner = [_element(f, values[f]) for f in fields if f in values]
         if name == _READ_ONLY_SECTION[stored.kind]:

@@ -34,7 +34,7 @@ class Shape:
     """A document's root element and its sections (name -> (fields, required))."""
 
     root: str
-    sections: Mapping[str, tuple[Mapping[str, rules.Field], bool]]
+    sections: Mapping[str, tuple[rules.Section, bool]]
 
 
 SHAPES: Mapping[Kind, Shape] = {
@@ -115,52 +115,80 @@ def _read_root(root: etree._Element, shape: Shape, problems: list[str]) -> Body:
 
 
 def _read_section(
-    element: etree._Element, path: str, fields: Mapping[str, rules.Field], problems: list[str]
+    element: etree._Element, path: str, section: rules.Section, problems: list[str]
 ) -> dict[str, str]:
+    # The hot path of every save: one pass over the children, checks only on what is there.
     _check_element_only(element, path, problems)
-    values, refused = _read_fields(element, path, fields, problems)
-    for name, field in fields.items():
-        value = values.get(name, "")
-        if name in refused:
-            continue
-        if field.required and rules.is_blank(value):
-            problems.append(f"{path}/{name}: is mandatory")
-        elif value and (problem := field.check(value)):
-            problems.append(f"{path}/{name}: {problem}")
-    return {name: value for name, value in values.items() if value}
-
-
-def _read_fields(
-    element: etree._Element, path: str, fields: Mapping[str, rules.Field], problems: list[str]
-) -> tuple[dict[str, str], set[str]]:
-    """The text of each known field, and the fields refused for their form."""
+    fields = section.fields
     values: dict[str, str] = {}
-    refused: set[str] = set()
     for child in element:
-        name = _name(child)
-        where = f"{path}/{name}"
-        if name in rules.READ_ONLY:
-            problems.append(f"{where}: is read-only (set by the hub), not accepted in a save")
-        elif name not in fields:
-            problems.append(f"{where}: unknown element")
-        elif name in values:
-            problems.append(f"{where}: given more than once")
+        name = child.tag
+        if name in values or name not in fields or child.keys() or len(child):
+            _refuse_field(child, path, fields, values, problems)
+            continue
+        value = child.text
+        if value:
+            values[name] = value
+            if problem := fields[name].check(value):
+                problems.append(f"{path}/{name}: {problem}")
         else:
-            values[name] = child.text or ""
-            if _has_attributes(child):
-                problems.append(f"{where}: attributes are not allowed")
-                refused.add(name)
-            if len(child):
-                problems.append(f"{where}: must be text, not elements")
-                refused.add(name)
-    return values, refused
+            values[name] = ""
+    for name in section.required:
+        value = values.get(name, "")
+        if value is not _REFUSED and rules.is_blank(value):
+            problems.append(f"{path}/{name}: is mandatory")
+    return {name: value for name, value in values.items() if value and value is not _REFUSED}
+
+
+# Marks a field refused for its form (attributes, child elements), so it is not also "missing".
+_REFUSED = "\x00refused"
+
+
+def _refuse_field(
+    child: etree._Element,
+    path: str,
+    fields: Mapping[str, rules.Field],
+    values: dict[str, str],
+    problems: list[str],
+) -> None:
+    """Say what is wrong with a field that is not plain known text given once."""
+    name = _name(child)
+    where = f"{path}/{name}"
+    if name in rules.READ_ONLY:
+        problems.append(f"{where}: is read-only (set by the hub), not accepted in a save")
+    elif name not in fields:
+        problems.append(f"{where}: unknown element")
+    elif name in values:
+        problems.append(f"{where}: given more than once")
+    else:
+        shape_ok = True
+        if _has_attributes(child):
+            problems.append(f"{where}: attributes are not allowed")
+            shape_ok = False
+        if len(child):
+            problems.append(f"{where}: must be text, not elements")
+            shape_ok = False
+        if shape_ok:  # only ignorable attributes: an ordinary field after all
+            value = child.text or ""
+            values[name] = value
+            if value and (problem := fields[name].check(value)):
+                problems.append(f"{where}: {problem}")
+        else:
+            values[name] = _REFUSED
 
 
 def _check_element_only(element: etree._Element, path: str, problems: list[str]) -> None:
-    if _has_attributes(element):
+    if element.keys() and _has_attributes(element):
         problems.append(f"{path}: attributes are not allowed")
-    stray = [element.text] + [child.tail for child in element]
-    if any(s and not rules.is_blank(s) for s in stray):
+    text = element.text
+    stray = text is not None and not rules.is_blank(text)
+    if not stray:
+        for child in element:
+            tail = child.tail
+            if tail and not rules.is_blank(tail):
+                stray = True
+                break
+    if stray:
         problems.append(f"{path}: text is not allowed between elements")
 
 

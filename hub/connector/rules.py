@@ -79,8 +79,16 @@ class Field:
     required: bool = False
 
 
-def section(*fields: Field) -> dict[str, Field]:
-    return {f.name: f for f in fields}
+@dataclass(frozen=True, slots=True)
+class Section:
+    """The fields of one section, in the order answers show them."""
+
+    fields: dict[str, Field]
+    required: tuple[str, ...]
+
+
+def section(*fields: Field) -> Section:
+    return Section({f.name: f for f in fields}, tuple(f.name for f in fields if f.required))
 
 
 PROVIDER_INFO = section(
@@ -91,7 +99,7 @@ PROVIDER_INFO = section(
 )
 
 
-def user_info(*user_types: str) -> dict[str, Field]:
+def user_info(*user_types: str) -> Section:
     return section(
         Field("firstname", text(50), required=True),
         Field("lastname", text(50), required=True),

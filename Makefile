@@ -1,0 +1,60 @@
+# The README's two commands, `make run` and `make test`, plus `make lint` and
+# `make bench`. deploy/setup.sh does the setup (.venv, PostgreSQL, RabbitMQ,
+# the database, migrations); it is quiet when there is nothing to do.
+#
+# Settings: deploy/demo/hub.env, for what the environment leaves unset.
+#   make test PYTEST_ARGS='-x tests/unit'
+#   make bench BENCH_ARGS='--help'
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := run
+
+TOP := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+# Export deploy/demo/hub.env's settings that the environment does not set.
+demo_env = defaults=$$(deploy/setup.sh --print-env) && eval "$$defaults"
+
+.PHONY: run test lint bench
+
+run:
+	@cd "$(TOP)"
+	$(demo_env)
+	deploy/setup.sh
+	addr=$${HUB_INGRESS_ADDR:-127.0.0.1:8080}
+	host=$${addr%:*} port=$${addr##*:}
+	case $$host in ""|0.0.0.0|"[::]"|"::") host=127.0.0.1 ;; esac
+	url=http://$$host:$$port/connector/api/2011-11/user
+	echo
+	echo "The hub's ingress listens on $$addr (Ctrl-C stops the hub). Save the demo prospect:"
+	echo
+	echo "  curl -sS -H 'Authorization: Bearer demo-intouch-key' -H 'Content-Type: application/xml' \\"
+	echo "       --data-binary @deploy/demo/prospect.xml $$url"
+	echo
+	exec .venv/bin/hub run
+
+# The tests use their own namespaces on the servers HUB_TEST_DATABASE_URL and
+# HUB_TEST_AMQP_URL name (default: the demo ones); setup makes sure those answer.
+test:
+	@cd "$(TOP)"
+	(
+	  $(demo_env)
+	  [[ -z $${HUB_TEST_DATABASE_URL:-} ]] || export HUB_DATABASE_URL=$$HUB_TEST_DATABASE_URL
+	  [[ -z $${HUB_TEST_AMQP_URL:-} ]] || export HUB_AMQP_URL=$$HUB_TEST_AMQP_URL
+	  exec deploy/setup.sh
+	)
+	exec .venv/bin/pytest $(PYTEST_ARGS)
+
+lint:
+	@cd "$(TOP)"
+	deploy/setup.sh --venv
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+bench:
+	@cd "$(TOP)"
+	$(demo_env)
+	deploy/setup.sh
+	exec .venv/bin/hub bench ingress $(BENCH_ARGS)
