@@ -110,7 +110,7 @@ class IngressService:
         )
         await self._runner.setup()
         address = settings.ingress_addr
-        await web.TCPSite(self._runner, address.host, address.port).start()
+        await web.TCPSite(self._runner, address.host, address.port, reuse_port=True).start()
         log.info("ingress listening", url=f"http://{address.host}:{self.port}{BASE}")
 
     async def stop(self) -> None:
