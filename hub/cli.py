@@ -5,7 +5,7 @@ The edge of the program: the only place that reads the environment
 ConfigError into a message and exit code 2.
 
     hub run          every component in one process (ingress, router)
-    hub ingress      the HTTP ingress only
+    hub ingress      the HTTP ingress only (--processes N: N of them on one port)
     hub router       the router only
     hub migrate      apply the database migrations
     hub bench ...    benchmarks (see `hub bench --help`)
@@ -28,6 +28,7 @@ from hub.router import RouterService
 from hub.runner import Component, serve
 from hub.settings import Settings
 from hub.store.migrate import migrate
+from hub.supervisor import supervise
 from hub.tenancy import load
 
 log = structlog.get_logger("hub")
@@ -59,7 +60,16 @@ def _parser() -> argparse.ArgumentParser:
         ("ingress", "run the HTTP ingress"),
         ("router", "run the router (inbox -> store)"),
     ):
-        commands.add_parser(name, help=help_text).set_defaults(command=_run, components=name)
+        command = commands.add_parser(name, help=help_text)
+        command.set_defaults(command=_run, components=name, processes=1)
+        if name == "ingress":
+            command.add_argument(
+                "--processes",
+                type=int,
+                default=1,
+                metavar="N",
+                help="run N ingress processes sharing the port (SO_REUSEPORT)",
+            )
     commands.add_parser("migrate", help="apply the database migrations").set_defaults(
         command=_migrate
     )
@@ -70,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    tenancy = load(settings.tenancy_file)
+    tenancy = load(settings.tenancy_file)  # refuse a bad file before any child starts
+    if args.processes > 1:
+        return supervise(args.components, args.processes)
     components: list[Component] = []
     if args.components in ("run", "router"):
         components.append(RouterService(settings))
