@@ -15,7 +15,7 @@ import structlog
 from hub.broker.connection import Nodes
 from hub.broker.consumer import Consumer
 from hub.broker.topology import Topology
-from hub.message import Inbound
+from hub.message import decode_batch
 from hub.settings import Settings
 from hub.store import records
 from hub.store.pool import Pool, create_pool
@@ -30,17 +30,18 @@ class Router:
         self._pool = pool
 
     async def handle(self, body: bytes, message_id: str | None) -> None:
-        inbound = Inbound.decode(body)
-        applied = await records.apply(self._pool, inbound)
-        log.info(
-            "stored",
-            uuid=str(inbound.uuid),
-            provider=inbound.provider,
-            kind=inbound.kind.value,
-            record_id=inbound.record_id,
-            outcome=applied.outcome,
-            version=applied.version,
-        )
+        # Saves are applied one by one; a redelivered batch skips those already applied.
+        for inbound in decode_batch(body):
+            applied = await records.apply(self._pool, inbound)
+            log.info(
+                "stored",
+                uuid=str(inbound.uuid),
+                provider=inbound.provider,
+                kind=inbound.kind.value,
+                record_id=inbound.record_id,
+                outcome=applied.outcome,
+                version=applied.version,
+            )
 
 
 class RouterService:

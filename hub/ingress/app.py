@@ -15,9 +15,10 @@ from aiohttp import web
 
 from hub.broker.connection import Nodes
 from hub.broker.publisher import Publisher
-from hub.broker.topology import Topology
+from hub.broker.topology import INBOX, Topology
 from hub.connector.documents import Kind
 from hub.ingress import handlers
+from hub.ingress.batcher import InboxBatcher
 from hub.ingress.context import RESOURCES, Resources
 from hub.ingress.middleware import answer_errors
 from hub.settings import Settings
@@ -102,7 +103,11 @@ class IngressService:
             log.warning("broker not reachable yet; saves answer 503 until it is")
         # min_size=0: the ingress starts and saves without the database; GETs need it.
         pool = await create_pool(settings.database_url, settings.namespace, min_size=0)
-        self._resources = Resources(settings, self._tenancy, topology, publisher, pool)
+        batcher = InboxBatcher(
+            publisher, topology.inbox_exchange.name, INBOX, timeout=settings.publish_timeout
+        )
+        batcher.start()
+        self._resources = Resources(settings, self._tenancy, topology, publisher, batcher, pool)
         self._runner = web.AppRunner(
             create_app(self._resources),
             access_log=None,
@@ -117,5 +122,6 @@ class IngressService:
         if self._runner is not None:
             await self._runner.cleanup()  # stops listening, lets requests in flight finish
         if self._resources is not None:
+            await self._resources.batcher.stop()
             await self._resources.publisher.close()
             await self._resources.pool.close()

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from hub.broker.publisher import Publisher
 from hub.broker.topology import Topology
+from hub.ingress.batcher import InboxBatcher
 from hub.settings import Settings
 from hub.store.pool import Pool
 from hub.tenancy import Tenancy
@@ -25,6 +26,7 @@ class Resources:
     tenancy: Tenancy
     topology: Topology
     publisher: Publisher
+    batcher: InboxBatcher
     pool: Pool
 
 

@@ -2,8 +2,9 @@
 
 A save is checked in this order: key (401), content type (415), size (413),
 document (400, every bad field), identifier of the key's provider (403),
-club connected to that provider (403); then it is published and answered
-only once RabbitMQ confirmed it (else 503). No database on the save path.
+club connected to that provider (403); then it is published (`batcher.py`
+groups saves into messages) and answered only once RabbitMQ confirmed it
+(else 503). No database on the save path.
 A fetch answers from the store, scoped to the caller's own records.
 """
 
@@ -15,7 +16,6 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from hub.broker.topology import INBOX
 from hub.connector import answers
 from hub.connector.documents import Kind, parse
 from hub.errors import (
@@ -97,12 +97,7 @@ def save(kind: Kind) -> Handler:
             body=document.body,
             received_at=datetime.datetime.now(datetime.UTC),
         )
-        await resources.publisher.publish(
-            resources.topology.inbox_exchange.name,
-            INBOX,
-            inbound.encode(),
-            message_id=str(inbound.message_id),
-        )
+        await resources.batcher.submit(inbound)
         return web.Response(body=answers.response(record_uuid), content_type=XML)
 
     return handler

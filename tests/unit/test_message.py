@@ -12,7 +12,7 @@ import pytest
 
 from hub.connector.documents import Kind
 from hub.errors import PoisonMessage
-from hub.message import Inbound
+from hub.message import Inbound, decode_batch, encode_batch
 from hub.records import hub_uuid
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "message.schema.json").read_text())
@@ -35,10 +35,14 @@ def sample() -> Inbound:
 
 
 def test_round_trip_and_schema() -> None:
-    message = sample()
-    raw = message.encode()
+    saves = [sample(), sample()]
+    raw = encode_batch(saves)
     jsonschema.validate(json.loads(raw), SCHEMA, format_checker=jsonschema.FormatChecker())
-    assert Inbound.decode(raw) == message
+    assert decode_batch(raw) == saves
+
+
+def batch_with(**change: object) -> bytes:
+    return json.dumps({"v": 1, "records": [{**sample().to_json(), **change}]}).encode()
 
 
 @pytest.mark.parametrize(
@@ -47,17 +51,16 @@ def test_round_trip_and_schema() -> None:
         b"{not json",
         b"[]",
         b'{"v": 2}',
-        json.dumps({**json.loads(sample().encode()), "kind": "member"}).encode(),
-        json.dumps({**json.loads(sample().encode()), "body": {"userInfo": {"a": 1}}}).encode(),
-        json.dumps(
-            {**json.loads(sample().encode()), "received_at": "2026-01-01T00:00:00"}
-        ).encode(),
-        json.dumps({**json.loads(sample().encode()), "provider": ""}).encode(),
+        b'{"v": 1, "records": []}',
+        batch_with(kind="member"),
+        batch_with(body={"userInfo": {"a": 1}}),
+        batch_with(received_at="2026-01-01T00:00:00"),
+        batch_with(provider=""),
     ],
 )
 def test_poison_is_named(raw: bytes) -> None:
     with pytest.raises(PoisonMessage):
-        Inbound.decode(raw)
+        decode_batch(raw)
 
 
 def test_the_hub_uuid_is_stable_and_keyed() -> None:
