@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import aiohttp
@@ -258,3 +259,22 @@ async def test_health_and_readiness(hub: Hub, http: aiohttp.ClientSession) -> No
         assert r.status == 200
     async with http.get(f"{root}/readyz") as r:
         assert (r.status, await r.json()) == (200, {"broker": True, "database": True})
+
+
+async def test_concurrent_saves_are_all_confirmed_and_stored(
+    hub: Hub, http: aiohttp.ClientSession
+) -> None:
+    # Saves that arrive together share inbox messages (group commit); each is stored.
+    answers = await asyncio.gather(
+        *(post(http, f"{hub.url}/user", user_xml(f"C-{n}")) for n in range(150))
+    )
+    assert [status for status, _ in answers] == [200] * 150
+    pool = hub.router._pool
+    assert pool is not None
+
+    async def all_stored() -> bool:
+        return bool(await pool.fetchval("SELECT count(*) FROM records") == 150)
+
+    await eventually(all_stored)
+    messages = await pool.fetchval("SELECT count(DISTINCT message_id) FROM receipts")
+    assert messages == 150  # one receipt per save, whatever the batching
