@@ -30,9 +30,9 @@ class Router:
         self._pool = pool
 
     async def handle(self, body: bytes, message_id: str | None) -> None:
-        # Saves are applied one by one; a redelivered batch skips those already applied.
-        for inbound in decode_batch(body):
-            applied = await records.apply(self._pool, inbound)
+        # One transaction per batch; a redelivered batch skips the saves already applied.
+        saves = decode_batch(body)
+        for inbound, applied in zip(saves, await records.apply(self._pool, saves), strict=True):
             log.info(
                 "stored",
                 uuid=str(inbound.uuid),

@@ -84,14 +84,16 @@ def _error(request: web.Request, status: int, reason: str, message: str) -> web.
 
 
 def _log(request: web.Request, status: int, started: float) -> None:
-    fields = {
+    fields: dict[str, object] = {
         "method": request.method,
         "path": request.path,
         "status": status,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-        "provider": request.get(PROVIDER),
-        "record": request.get(RECORD),
     }
+    if PROVIDER in request:
+        fields["provider"] = request[PROVIDER]
+    if RECORD in request:
+        fields["record"] = request[RECORD]
     if ERROR_UUID in request:
         fields |= {"error_uuid": request[ERROR_UUID], "error": request[ERROR_MESSAGE]}
     if status >= 500:

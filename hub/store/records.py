@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,27 +62,36 @@ RETURNING version, (xmax = 0) AS created
 """
 
 
-async def apply(pool: Pool, inbound: Inbound) -> Applied:
-    """Store one inbox message; idempotent under redelivery."""
+async def apply(pool: Pool, saves: Sequence[Inbound]) -> list[Applied]:
+    """Store a batch of saves in one transaction; idempotent under redelivery."""
     async with database_errors(), pool.acquire() as connection, connection.transaction():
-        known = await connection.fetchval(
-            "SELECT version FROM receipts WHERE message_id = $1", inbound.message_id
-        )
-        if known is not None:
-            return Applied("redelivered", known)
-        # Serialise saves of one record, so that the version check below holds.
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", str(inbound.uuid))
-        applied = await _upsert(connection, inbound)
+        # Serialise saves of one record across routers, so that the version check holds;
+        # every batch takes its locks in one order, so that two batches cannot deadlock.
         await connection.execute(
-            "INSERT INTO receipts (message_id, uuid, received_at, version, outcome)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            inbound.message_id,
-            inbound.uuid,
-            inbound.received_at,
-            applied.version,
-            applied.outcome,
+            "SELECT pg_advisory_xact_lock(k) FROM"
+            " (SELECT DISTINCT hashtext(u) AS k FROM unnest($1::text[]) AS u ORDER BY k) AS l",
+            [str(save.uuid) for save in saves],
         )
-        return applied
+        return [await _apply_one(connection, save) for save in saves]
+
+
+async def _apply_one(connection: Connection, inbound: Inbound) -> Applied:
+    known = await connection.fetchval(
+        "SELECT version FROM receipts WHERE message_id = $1", inbound.message_id
+    )
+    if known is not None:
+        return Applied("redelivered", known)
+    applied = await _upsert(connection, inbound)
+    await connection.execute(
+        "INSERT INTO receipts (message_id, uuid, received_at, version, outcome)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        inbound.message_id,
+        inbound.uuid,
+        inbound.received_at,
+        applied.version,
+        applied.outcome,
+    )
+    return applied
 
 
 async def _upsert(connection: Connection, inbound: Inbound) -> Applied:

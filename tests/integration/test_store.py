@@ -1,0 +1,87 @@
+"""The store's upsert: versions only rise, redeliveries and old saves change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hub.connector.documents import Kind
+from hub.message import Inbound
+from hub.records import hub_uuid
+from hub.settings import Settings
+from hub.store import records
+from hub.store.pool import Pool, create_pool
+
+T0 = datetime.datetime(2026, 11, 26, 12, 0, tzinfo=datetime.UTC)
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[Pool]:
+    pool = await create_pool(settings.database_url, settings.namespace)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def save(firstname: str, seconds: float, record_id: str = "R-1") -> Inbound:
+    return Inbound(
+        message_id=uuid.uuid4(),
+        uuid=hub_uuid("intouch", "456", "123", Kind.USER, record_id),
+        kind=Kind.USER,
+        provider="intouch",
+        client="acme",
+        club="downtown",
+        client_id="456",
+        club_id="123",
+        record_id=record_id,
+        body={"userInfo": {"firstname": firstname}},
+        received_at=T0 + datetime.timedelta(seconds=seconds),
+    )
+
+
+async def outcomes(pool: Pool, *saves: Inbound) -> list[tuple[str, int]]:
+    return [(a.outcome, a.version) for a in await records.apply(pool, saves)]
+
+
+async def test_versions_rise_only_when_the_content_changes(pool: Pool) -> None:
+    assert await outcomes(pool, save("Ada", 1)) == [("created", 1)]
+    assert await outcomes(pool, save("Ada", 2)) == [("unchanged", 1)]
+    assert await outcomes(pool, save("Augusta", 3), save("Ada", 4)) == [
+        ("changed", 2),
+        ("changed", 3),
+    ]
+
+
+async def test_a_redelivered_save_changes_nothing(pool: Pool) -> None:
+    first = save("Ada", 1)
+    await outcomes(pool, first)
+    await outcomes(pool, save("Augusta", 2))
+    assert await outcomes(pool, first) == [("redelivered", 1)]
+    stored = await records.get(pool, first.uuid)
+    assert stored is not None
+    assert (stored.version, stored.body["userInfo"]["firstname"]) == (2, "Augusta")
+
+
+async def test_an_older_save_never_overwrites_a_newer_one(pool: Pool) -> None:
+    await outcomes(pool, save("Newer", 10))
+    assert await outcomes(pool, save("Older", 5)) == [("stale", 1)]
+    stored = await records.get(pool, save("x", 0).uuid)
+    assert stored is not None
+    assert stored.body["userInfo"]["firstname"] == "Newer"
+
+
+async def test_concurrent_batches_of_the_same_records_do_not_deadlock(pool: Pool) -> None:
+    ids = [f"R-{n}" for n in range(20)]
+    batches = [
+        [save(f"v{b}", b * 0.001 + n * 0.1, record_id) for n, record_id in enumerate(order)]
+        for b, order in enumerate([ids, ids[::-1], ids[5:] + ids[:5], ids[::2] + ids[1::2]])
+    ]
+    results = await asyncio.gather(*(records.apply(pool, batch) for batch in batches))
+    assert sum(len(r) for r in results) == 80
+    count = await pool.fetchval("SELECT count(*) FROM records")
+    assert count == 20
