@@ -7,6 +7,7 @@ import uuid
 
 import aiohttp
 import pytest
+import structlog
 from lxml import etree
 
 from hub.connector.documents import Kind
@@ -278,3 +279,15 @@ async def test_concurrent_saves_are_all_confirmed_and_stored(
     await eventually(all_stored)
     messages = await pool.fetchval("SELECT count(DISTINCT message_id) FROM receipts")
     assert messages == 150  # one receipt per save, whatever the batching
+
+
+async def test_the_error_uuid_is_in_the_log_line(hub: Hub, http: aiohttp.ClientSession) -> None:
+    with structlog.testing.capture_logs() as logs:
+        status, answer = await post(http, f"{hub.url}/user", user_xml(club_id="999"))
+    lines = [line for line in logs if line["event"] == "request"]
+    assert status == 403
+    assert len(lines) == 1
+    assert lines[0]["error_uuid"] == answer.findtext("errorUUID")
+    assert lines[0]["provider"] == "intouch"
+    assert lines[0]["status"] == 403
+    assert "latency_ms" in lines[0]
