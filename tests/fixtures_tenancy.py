@@ -1,8 +1,14 @@
-"""The tenancy the tests use: two providers that send, in one client."""
+"""What the tests send: the tenancy (two providers in one client) and documents."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import uuid
+
+from hub.connector.documents import Body, Kind
+from hub.message import Inbound
+from hub.records import hub_uuid
 
 INTOUCH_KEY = "test-intouch-key"
 CLUBOS_KEY = "test-clubos-key"
@@ -75,3 +81,24 @@ def lead_source_xml(record_id: str = "FACEBOOK", name: str = "Facebook") -> byte
   </providerInfo>
   <leadInfo><name>{name}</name><active>true</active></leadInfo>
 </leadSource>""".encode()
+
+
+def inbound(
+    record_id: str = "R-1",
+    body: Body | None = None,
+    received_at: datetime.datetime | None = None,
+) -> Inbound:
+    """A save of intouch's user `record_id` in acme/downtown, as the ingress makes it."""
+    return Inbound(
+        message_id=uuid.uuid4(),
+        uuid=hub_uuid("intouch", "456", "123", Kind.USER, record_id),
+        kind=Kind.USER,
+        provider="intouch",
+        client="acme",
+        club="downtown",
+        client_id="456",
+        club_id="123",
+        record_id=record_id,
+        body=body or {"userInfo": {"firstname": "Ada", "lastname": "Lövelace"}},
+        received_at=received_at or datetime.datetime.now(datetime.UTC),
+    )

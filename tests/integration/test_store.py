@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
-from hub.connector.documents import Kind
 from hub.message import Inbound
-from hub.records import hub_uuid
 from hub.settings import Settings
 from hub.store import records
 from hub.store.pool import Pool, create_pool
+from tests.fixtures_tenancy import inbound
 
 T0 = datetime.datetime(2026, 11, 26, 12, 0, tzinfo=datetime.UTC)
 
@@ -29,16 +27,8 @@ async def pool(settings: Settings) -> AsyncIterator[Pool]:
 
 
 def save(firstname: str, seconds: float, record_id: str = "R-1") -> Inbound:
-    return Inbound(
-        message_id=uuid.uuid4(),
-        uuid=hub_uuid("intouch", "456", "123", Kind.USER, record_id),
-        kind=Kind.USER,
-        provider="intouch",
-        client="acme",
-        club="downtown",
-        client_id="456",
-        club_id="123",
-        record_id=record_id,
+    return inbound(
+        record_id,
         body={"userInfo": {"firstname": firstname}},
         received_at=T0 + datetime.timedelta(seconds=seconds),
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
 import json
-import uuid
 from pathlib import Path
 
 import jsonschema
@@ -14,24 +12,13 @@ from hub.connector.documents import Kind
 from hub.errors import PoisonMessage
 from hub.message import Inbound, decode_batch, encode_batch
 from hub.records import hub_uuid
+from tests.fixtures_tenancy import inbound
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "message.schema.json").read_text())
 
 
 def sample() -> Inbound:
-    return Inbound(
-        message_id=uuid.uuid4(),
-        uuid=hub_uuid("intouch", "456", "123", Kind.USER, "R-1"),
-        kind=Kind.USER,
-        provider="intouch",
-        client="acme",
-        club="downtown",
-        client_id="456",
-        club_id="123",
-        record_id="R-1",
-        body={"userInfo": {"firstname": "Ada", "lastname": "Lövelace"}},
-        received_at=datetime.datetime.now(datetime.UTC),
-    )
+    return inbound()
 
 
 def test_round_trip_and_schema() -> None:
