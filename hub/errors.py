@@ -7,16 +7,16 @@
     │   ├── NotAuthenticated   401 AUTHENTICATION
     │   ├── Forbidden          403 FORBIDDEN
     │   ├── NotFound           404 NOT_FOUND
-    │   ├── NotAllowed         405 VALIDATION (method not allowed)
     │   ├── TooLarge           413 TOO_LARGE
     │   └── UnsupportedMedia   415 UNSUPPORTED_MEDIA
     ├── TransientError         may work if tried again (broker or database away)
-    │   └── Unavailable        503 UNAVAILABLE: the record was not stored durably
+    │   ├── Unavailable        503 UNAVAILABLE: the record was not stored durably
+    │   └── DatabaseError      500 DATABASE on a read (hub/store/pool.py)
     └── PermanentError         will never work: dead-letter, do not retry
         └── PoisonMessage      a queue message that cannot be understood
 
-The ingress maps `RequestError` and `Unavailable` to answers in one place
-(`hub/ingress/errors.py`); consumers map `TransientError` and
+The ingress maps these (and aiohttp's own 404, 405 and 413) to error XML in
+one place (`hub/ingress/middleware.py`); consumers map `TransientError` and
 `PermanentError` to ack / retry / dead-letter in one place
 (`hub/broker/consumer.py`).
 """
@@ -64,11 +64,6 @@ class Forbidden(RequestError):
 class NotFound(RequestError):
     status = 404
     reason = "NOT_FOUND"
-
-
-class NotAllowed(RequestError):
-    status = 405
-    reason = "VALIDATION"
 
 
 class TooLarge(RequestError):

@@ -45,7 +45,7 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = _error(request, 503, "UNAVAILABLE", f"the record was not stored: {exc}")
         response.headers["Retry-After"] = "1"
     except DatabaseError as exc:
-        response = _error(request, 503, "DATABASE", f"the store is unavailable: {exc}")
+        response = _error(request, 500, "DATABASE", f"the store is unavailable: {exc}")
     except TransientError as exc:
         response = _error(request, 503, "UNAVAILABLE", str(exc))
     except web.HTTPException as exc:
