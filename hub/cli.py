@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return supervise(args.components, args.processes)
     components: list[Component] = []
     if args.components in ("run", "router"):
-        components.append(RouterService(settings))
+        components.append(RouterService(settings, tenancy))
     if args.components in ("run", "ingress"):
         components.append(IngressService(settings, tenancy))
     _event_loop_policy()

@@ -77,7 +77,14 @@ class UnsupportedMedia(RequestError):
 
 
 class TransientError(HubError):
-    """Something outside the hub failed in a way that may pass: retry."""
+    """Something outside the hub failed in a way that may pass: retry.
+
+    `retry_after` is how long the other side asked us to wait, if it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unavailable(TransientError):

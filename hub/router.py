@@ -1,9 +1,9 @@
-"""The router: the one writer of records.
+"""The router: the one writer of records, and the fan-out to partners.
 
-Consumes the inbox, stores each record (`store.records.apply`) and logs what
-it did. Fan-out to partners is the delivery issue's; the router will pick
-subscribers here, after the store. It never talks HTTP, and never acks a
-message before the record is committed.
+Consumes the inbox, stores each batch (`store.records.apply`), then publishes
+a delivery job to each partner subscribed for a record whose content changed
+(`delivery.fanout`), confirmed, before it acks. It never talks HTTP, and
+never acks a message before its records are committed and its jobs confirmed.
 """
 
 from __future__ import annotations
@@ -13,35 +13,63 @@ import asyncio
 import structlog
 
 from hub.broker.connection import Nodes
-from hub.broker.consumer import Consumer
+from hub.broker.consumer import Consumer, Incoming
+from hub.broker.publisher import Publisher
 from hub.broker.topology import Topology
-from hub.message import decode_batch
+from hub.delivery import fanout
+from hub.delivery.job import DeliveryJob
+from hub.message import Inbound, decode_batch
 from hub.settings import Settings
 from hub.store import records
 from hub.store.pool import Pool, create_pool
+from hub.tenancy import Tenancy
+from hub.wiring import topology
 
 log = structlog.get_logger(__name__)
 
 
 class Router:
-    """Stores what arrives in the inbox."""
+    """Stores what arrives in the inbox and sends it on to subscribers."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(
+        self, pool: Pool, tenancy: Tenancy, topology: Topology, publisher: Publisher
+    ) -> None:
         self._pool = pool
+        self._tenancy = tenancy
+        self._topology = topology
+        self._publisher = publisher
 
-    async def handle(self, body: bytes, message_id: str | None) -> None:
+    async def handle(self, incoming: Incoming) -> None:
         # One transaction per batch; a redelivered batch skips the saves already applied.
-        saves = decode_batch(body)
-        for inbound, applied in zip(saves, await records.apply(self._pool, saves), strict=True):
+        saves = decode_batch(incoming.body)
+        jobs: list[DeliveryJob] = []
+        for save, applied in zip(saves, await records.apply(self._pool, saves), strict=True):
             log.info(
                 "stored",
-                uuid=str(inbound.uuid),
-                provider=inbound.provider,
-                kind=inbound.kind.value,
-                record_id=inbound.record_id,
+                uuid=str(applied.uuid),
+                provider=save.provider,
+                kind=save.kind.value,
+                record_id=save.record_id,
                 outcome=applied.outcome,
                 version=applied.version,
             )
+            if applied.changed or applied.outcome == "redelivered":
+                # Redelivered: its jobs may not have been confirmed before a crash. A job
+                # twice is harmless, the worker skips a version already delivered.
+                jobs += self._jobs(save, applied)
+        await asyncio.gather(*(self._send(job) for job in jobs))
+
+    def _jobs(self, save: Inbound, applied: records.Applied) -> list[DeliveryJob]:
+        targets = fanout.targets(self._tenancy, save.client, save.kind, save.provider, save.body)
+        return [DeliveryJob(applied.uuid, t.partner, applied.version) for t in targets]
+
+    async def _send(self, job: DeliveryJob) -> None:
+        await self._publisher.publish(
+            self._topology.deliver_exchange.name,
+            job.partner,
+            job.encode(),
+            message_id=job.message_id,
+        )
 
 
 class RouterService:
@@ -49,21 +77,30 @@ class RouterService:
 
     name = "router"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tenancy: Tenancy) -> None:
         self._settings = settings
+        self._tenancy = tenancy
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pool: Pool | None = None
+        self._publisher: Publisher | None = None
+
+    @property
+    def pool(self) -> Pool | None:
+        return self._pool
 
     async def start(self) -> None:
         settings = self._settings
         self._pool = await create_pool(settings.database_url, settings.namespace)
-        topology = Topology(settings.namespace)
+        nodes = Nodes(settings.amqp_urls)
+        shape = topology(settings, self._tenancy)
+        self._publisher = Publisher(nodes, shape, settings.publish_timeout, "hub-router-fanout")
+        router = Router(self._pool, self._tenancy, shape, self._publisher)
         consumer = Consumer(
-            Nodes(settings.amqp_urls),
-            topology,
-            topology.inbox,
-            Router(self._pool).handle,
+            nodes,
+            shape,
+            shape.inbox,
+            router.handle,
             prefetch=settings.router_prefetch,
             name="hub-router",
         )
@@ -75,5 +112,7 @@ class RouterService:
         self._stopping.set()
         if self._task is not None:
             await self._task
+        if self._publisher is not None:
+            await self._publisher.close()
         if self._pool is not None:
             await self._pool.close()

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.broker.topology import parse_tiers
 from hub.errors import ConfigError
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -51,6 +52,8 @@ class Settings:
     publish_timeout: float = 5.0
     router_prefetch: int = 64
     shutdown_grace: float = 10.0
+    retry_tiers: tuple[int, ...] = (10, 60, 600, 3600)
+    mapping_ttl: float = 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +78,8 @@ class Settings:
             publish_timeout=_positive(env, "HUB_PUBLISH_TIMEOUT", base.publish_timeout),
             router_prefetch=int(_positive(env, "HUB_ROUTER_PREFETCH", base.router_prefetch)),
             shutdown_grace=_positive(env, "HUB_SHUTDOWN_GRACE", base.shutdown_grace),
+            retry_tiers=_tiers(env.get("HUB_RETRY_TIERS"), base.retry_tiers),
+            mapping_ttl=_positive(env, "HUB_MAPPING_TTL", base.mapping_ttl),
         )
 
 
@@ -99,6 +104,15 @@ def _size(value: str | None, default: int) -> int:
         raise ConfigError(f"HUB_MAX_BODY: {value!r} is not a size such as 65536 or 64KiB")
     unit = (match[2] or "").lower()
     return int(match[1]) * {"": 1, "k": 1024, "kib": 1024, "m": 1 << 20, "mib": 1 << 20}[unit]
+
+
+def _tiers(value: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    if value is None:
+        return default
+    try:
+        return parse_tiers(value)
+    except ValueError as exc:
+        raise ConfigError(f"HUB_RETRY_TIERS: {exc}") from exc
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

@@ -40,6 +40,9 @@ class Provider:
     url: str | None = None
     capabilities: frozenset[str] = frozenset()
     settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    max_attempts: int = 5
+    concurrency: int = 8
+    rate_per_second: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,10 @@ class Tenancy:
     def club(self, provider: str, client_id: str, club_id: str) -> Club | None:
         """The club that `provider` calls (client_id, club_id), if it is connected."""
         return self._clubs.get((provider, client_id, club_id))
+
+    def receivers(self) -> tuple[Provider, ...]:
+        """The providers the hub delivers to (those with an adapter)."""
+        return tuple(p for p in self.providers.values() if p.adapter)
 
     def clubs(self) -> Iterator[Club]:
         for client in self.clients.values():
@@ -188,6 +195,9 @@ def _provider(raw: Mapping[str, Any], env: Mapping[str, str]) -> Provider:
         url=raw.get("url"),
         capabilities=frozenset(raw.get("capabilities", ())),
         settings=MappingProxyType(dict(raw.get("settings", {}))),
+        max_attempts=raw.get("max_attempts", 5),
+        concurrency=raw.get("concurrency", 8),
+        rate_per_second=raw.get("rate_per_second"),
     )
 
 

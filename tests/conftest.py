@@ -84,7 +84,7 @@ class Hub:
     def __init__(self, settings: Settings, tenancy: Tenancy) -> None:
         self.settings = settings
         self.ingress = IngressService(settings, tenancy)
-        self.router = RouterService(settings)
+        self.router = RouterService(settings, tenancy)
         self.url = ""
 
     async def __aenter__(self) -> Hub:

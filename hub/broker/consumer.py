@@ -1,9 +1,13 @@
 """Consuming a work queue, and the one place that maps outcomes to acks.
 
     handler returns            -> ack
-    TransientError             -> retried in process (tenacity, stop + budget),
-                                  then nack with requeue: the quorum queue's
-                                  delivery limit bounds the redeliveries
+    TransientError             -> retried in process (tenacity: stop after a few
+                                  attempts and a total budget, Retry-After
+                                  honoured); then, on a queue with delay tiers,
+                                  republished to the next tier (attempt + 1) or
+                                  dead-lettered once `max_attempts` is reached;
+                                  on a queue without tiers, nack with requeue
+                                  (the delivery limit bounds the redeliveries)
     PermanentError             -> copied to the dead-letter exchange with the
                                   reason in `x-hub-reason`, confirmed, then ack
     any other exception (bug)  -> logged, nack with requeue: the delivery limit
@@ -11,22 +15,24 @@
 
 `Consumer.run()` reconnects after a lost connection until asked to stop, and
 then drains: it cancels the consumer and waits for the messages in hand.
-Handlers know nothing of AMQP: they get the body and the message id.
+Handlers know nothing of AMQP: they get an `Incoming`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from tenacity import (
     AsyncRetrying,
-    retry_if_exception_type,
+    RetryCallState,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential,
@@ -39,17 +45,33 @@ from hub.errors import PermanentError, TransientError, Unavailable
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[bytes, str | None], Awaitable[None]]
+ATTEMPT = "x-hub-attempt"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message as a handler sees it."""
+
+    body: bytes
+    message_id: str | None
+    attempt: int  # 1 for the first delivery, +1 per delay tier passed
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Incoming], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class RetryBudget:
-    """How long a transient failure is retried in process before a requeue."""
+    """How a transient failure is retried in process, then through delay tiers."""
 
     attempts: int = 5
     seconds: float = 30.0
     first_wait: float = 0.2
     max_wait: float = 5.0
+    # With tiers: republish after the in-process budget, dead-letter after max_attempts.
+    tiers: bool = False
+    max_attempts: int = 5
 
 
 class Consumer:
@@ -74,7 +96,7 @@ class Consumer:
         self._name = name
         self._retry = retry or RetryBudget()
         self._in_hand: set[asyncio.Task[object]] = set()
-        self._dead: AbstractExchange | None = None
+        self._channel: AbstractChannel | None = None
 
     async def run(self, stopping: asyncio.Event, grace: float) -> None:
         """Consume until `stopping` is set, reconnecting as needed; then drain."""
@@ -104,7 +126,7 @@ class Consumer:
         channel = await open_channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=self._prefetch)
         await declare(channel, self._topology)
-        self._dead = await channel.get_exchange(self._topology.dead_exchange.name, ensure=False)
+        self._channel = channel
         queue = await channel.get_queue(self._queue.name, ensure=False)
         tag = await queue.consume(self._on_message)
         log.info("consuming", role=self._name, queue=self._queue.name, prefetch=self._prefetch)
@@ -137,22 +159,27 @@ class Consumer:
             self._in_hand.discard(task)
 
     async def _settle(self, message: AbstractIncomingMessage) -> None:
+        headers = dict(message.headers or {})
+        attempt = _attempt(headers)
+        incoming = Incoming(message.body, message.message_id, attempt, headers)
+        budget = self._retry
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(TransientError),
-                stop=stop_after_attempt(self._retry.attempts)
-                | stop_after_delay(self._retry.seconds),
-                wait=wait_exponential(multiplier=self._retry.first_wait, max=self._retry.max_wait)
-                + wait_random(0, self._retry.first_wait),
+            async for trying in AsyncRetrying(
+                retry=retry_if_exception(lambda e: _soon_enough(e, budget.seconds)),
+                stop=stop_after_attempt(budget.attempts) | stop_after_delay(budget.seconds),
+                wait=_honour_retry_after(
+                    wait_exponential(multiplier=budget.first_wait, max=budget.max_wait)
+                    + wait_random(0, budget.first_wait),
+                    budget.seconds,
+                ),
                 reraise=True,
             ):
-                with attempt:
-                    await self._handler(message.body, message.message_id)
+                with trying:
+                    await self._handler(incoming)
         except PermanentError as exc:
             await self._dead_letter(message, str(exc))
         except TransientError as exc:
-            log.warning("requeued", role=self._name, message_id=message.message_id, error=str(exc))
-            await message.nack(requeue=True)
+            await self._retry_later(message, attempt, exc)
         except Exception:
             # A bug, not the message's fault as far as we know: requeue, and let the
             # queue's delivery limit dead-letter it if it keeps failing.
@@ -161,14 +188,53 @@ class Consumer:
         else:
             await message.ack()
 
+    async def _retry_later(
+        self, message: AbstractIncomingMessage, attempt: int, exc: TransientError
+    ) -> None:
+        if not self._retry.tiers:
+            log.warning("requeued", role=self._name, message_id=message.message_id, error=str(exc))
+            await message.nack(requeue=True)
+            return
+        if attempt >= self._retry.max_attempts:
+            await self._dead_letter(message, f"gave up after {attempt} attempts; the last: {exc}")
+            return
+        tier = self._topology.tier_for(attempt, exc.retry_after)
+        headers = dict(message.headers or {}) | {ATTEMPT: attempt + 1}
+        published = await self._republish(
+            message, self._topology.tier_exchange(tier).name, self._queue.routing_key, headers
+        )
+        if published:
+            log.info(
+                "delayed",
+                role=self._name,
+                message_id=message.message_id,
+                attempt=attempt,
+                delay_s=tier,
+                error=str(exc),
+            )
+
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        assert self._dead is not None
-        headers = dict(message.headers or {})
-        headers |= {
-            "x-hub-reason": reason,
+        headers = dict(message.headers or {}) | {
+            "x-hub-reason": reason[:2000],
             "x-hub-queue": self._queue.name,
             "x-hub-dead-at": datetime.datetime.now(datetime.UTC).isoformat(),
         }
+        routing_key = self._queue.dead_letter_routing_key or self._queue.routing_key
+        dead = self._topology.dead_exchange.name
+        if await self._republish(message, dead, routing_key, headers):
+            log.warning(
+                "dead-lettered", role=self._name, message_id=message.message_id, reason=reason
+            )
+
+    async def _republish(
+        self,
+        message: AbstractIncomingMessage,
+        exchange: str,
+        routing_key: str,
+        headers: dict[str, Any],
+    ) -> bool:
+        """Publish a copy (confirmed), then ack the original; nack it if that failed."""
+        assert self._channel is not None
         copy = aio_pika.Message(
             message.body,
             headers=headers,
@@ -177,14 +243,44 @@ class Consumer:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
-            await self._dead.publish(copy, self._queue.routing_key, mandatory=True)
+            target = await self._channel.get_exchange(exchange, ensure=False)
+            await target.publish(copy, routing_key, mandatory=True)
         except (*CONNECT_ERRORS, aio_pika.exceptions.DeliveryError) as exc:
-            # Not kept yet: leave it in the queue; it comes back, or the limit takes it.
-            log.error("dead-letter failed", role=self._name, reason=reason, error=repr(exc))
+            # Not moved: leave it in the queue; it comes back, or the limit takes it.
+            log.error("republish failed", role=self._name, exchange=exchange, error=repr(exc))
             await message.nack(requeue=True)
-            return
+            return False
         await message.ack()
-        log.warning("dead-lettered", role=self._name, message_id=message.message_id, reason=reason)
+        return True
+
+
+def _attempt(headers: Mapping[str, Any]) -> int:
+    value = headers.get(ATTEMPT, 1)
+    return value if isinstance(value, int) and value > 0 else 1
+
+
+def _soon_enough(exc: BaseException, budget: float) -> bool:
+    """A transient failure worth retrying in process: not one asked to wait past the budget."""
+    if not isinstance(exc, TransientError):
+        return False
+    return exc.retry_after is None or exc.retry_after <= budget
+
+
+def _honour_retry_after(
+    backoff: Callable[[RetryCallState], float], budget: float
+) -> Callable[[RetryCallState], float]:
+    """Wait as the backoff says, or as long as the partner asked, within the budget."""
+
+    def wait(state: RetryCallState) -> float:
+        delay = backoff(state)
+        outcome = state.outcome
+        if outcome is not None and outcome.failed:
+            asked = getattr(outcome.exception(), "retry_after", None)
+            if isinstance(asked, int | float) and asked > delay:
+                delay = min(float(asked), budget)
+        return delay
+
+    return wait
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -31,6 +31,8 @@ class Applied:
 
     outcome: Outcome
     version: int
+    # The record the save was applied to: its own, or the one it is linked to.
+    uuid: uuid.UUID
 
     @property
     def changed(self) -> bool:
@@ -76,22 +78,81 @@ async def apply(pool: Pool, saves: Sequence[Inbound]) -> list[Applied]:
 
 
 async def _apply_one(connection: Connection, inbound: Inbound) -> Applied:
-    known = await connection.fetchval(
-        "SELECT version FROM receipts WHERE message_id = $1", inbound.message_id
+    known = await connection.fetchrow(
+        "SELECT version, uuid FROM receipts WHERE message_id = $1", inbound.message_id
     )
     if known is not None:
-        return Applied("redelivered", known)
-    applied = await _upsert(connection, inbound)
+        return Applied("redelivered", known["version"], known["uuid"])
+    linked = await _linked(connection, inbound)
+    if linked is None:
+        applied = await _upsert(connection, inbound)
+    else:
+        applied = await _update_linked(connection, inbound, linked)
+    if applied.changed:
+        # The sender has this version already: never deliver it back (no echo).
+        await connection.execute(
+            _SENDER_HAS_IT, inbound.provider, applied.uuid, inbound.record_id, applied.version
+        )
     await connection.execute(
         "INSERT INTO receipts (message_id, uuid, received_at, version, outcome)"
         " VALUES ($1, $2, $3, $4, $5)",
         inbound.message_id,
-        inbound.uuid,
+        applied.uuid,
         inbound.received_at,
         applied.version,
         applied.outcome,
     )
     return applied
+
+
+_SENDER_HAS_IT = """
+INSERT INTO deliveries (partner, uuid, partner_id, delivered_version, delivered_at)
+VALUES ($1, $2, $3, $4, now())
+ON CONFLICT (partner, uuid) DO UPDATE SET
+    delivered_version = GREATEST(deliveries.delivered_version, EXCLUDED.delivered_version)
+"""
+
+
+async def _linked(connection: Connection, inbound: Inbound) -> uuid.UUID | None:
+    """The hub's record that the sender knows by this recordID, because the hub created it there."""
+    if inbound.kind is not Kind.USER:
+        return None
+    found: uuid.UUID | None = await connection.fetchval(
+        "SELECT d.uuid FROM deliveries AS d JOIN records AS r USING (uuid)"
+        " WHERE d.partner = $1 AND d.partner_id = $2 AND d.uuid <> $3"
+        " AND r.client = $4 AND r.club = $5 AND r.kind = 'user' LIMIT 1",
+        inbound.provider,
+        inbound.record_id,
+        inbound.uuid,
+        inbound.client,
+        inbound.club,
+    )
+    return found
+
+
+async def _update_linked(connection: Connection, inbound: Inbound, linked: uuid.UUID) -> Applied:
+    """A partner's save of a record the hub created there: an update of that one record."""
+    digest = content_hash(inbound)
+    before = await connection.fetchrow(
+        "SELECT version, content_sha256 FROM records WHERE uuid = $1", linked
+    )
+    row = await connection.fetchrow(
+        "UPDATE records SET body = $2, content_sha256 = $3, received_at = $4,"
+        " version = version + (content_sha256 <> $3)::int,"
+        " modified_at = CASE WHEN content_sha256 <> $3 THEN now() ELSE modified_at END,"
+        " modified_by = CASE WHEN content_sha256 <> $3 THEN $5 ELSE modified_by END"
+        " WHERE uuid = $1 AND received_at < $4 RETURNING version",
+        linked,
+        inbound.body,
+        digest,
+        inbound.received_at,
+        inbound.provider,
+    )
+    assert before is not None  # deliveries reference records
+    if row is None:
+        return Applied("stale", before["version"], linked)
+    outcome: Outcome = "changed" if before["content_sha256"] != digest else "unchanged"
+    return Applied(outcome, row["version"], linked)
 
 
 async def _upsert(connection: Connection, inbound: Inbound) -> Applied:
@@ -115,10 +176,11 @@ async def _upsert(connection: Connection, inbound: Inbound) -> Applied:
     )
     if row is None:
         assert before is not None
-        return Applied("stale", before["version"])
+        return Applied("stale", before["version"], inbound.uuid)
     if row["created"] or before is None:
-        return Applied("created", row["version"])
-    return Applied("changed" if before["content_sha256"] != digest else "unchanged", row["version"])
+        return Applied("created", row["version"], inbound.uuid)
+    outcome: Outcome = "changed" if before["content_sha256"] != digest else "unchanged"
+    return Applied(outcome, row["version"], inbound.uuid)
 
 
 _COLUMNS = (

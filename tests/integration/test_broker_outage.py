@@ -76,7 +76,7 @@ async def test_posting_through_a_broker_outage_loses_nothing(hub: Hub) -> None:
     assert statuses[503] > 0, "the outage was not seen"
     assert len(accepted) > 40
 
-    pool = hub.router._pool
+    pool = hub.router.pool
     assert pool is not None
 
     async def all_stored() -> bool:

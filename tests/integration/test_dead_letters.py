@@ -10,7 +10,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from hub.broker.connection import Nodes, declare
-from hub.broker.consumer import Consumer, RetryBudget
+from hub.broker.consumer import Consumer, Incoming, RetryBudget
 from hub.broker.topology import INBOX, Topology
 from hub.settings import Settings
 from tests.conftest import AMQP_URL, Hub, delete_topology, eventually
@@ -55,7 +55,7 @@ async def test_a_message_that_keeps_crashing_its_worker_ends_in_dead_letters(
     topology = Topology(namespace, inbox_delivery_limit=2)
     calls = 0
 
-    async def crashing(body: bytes, message_id: str | None) -> None:
+    async def crashing(incoming: Incoming) -> None:
         nonlocal calls
         calls += 1
         raise RuntimeError("a bug in the handler")

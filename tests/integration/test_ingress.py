@@ -50,7 +50,7 @@ def error_of(root: etree._Element) -> tuple[str, str]:
 
 async def stored(hub: Hub, record_uuid: uuid.UUID, version: int = 1) -> records.StoredRecord:
     async def probe() -> records.StoredRecord | None:
-        found = await records.get(hub.router._pool, record_uuid)  # type: ignore[arg-type]
+        found = await records.get(hub.router.pool, record_uuid)  # type: ignore[arg-type]
         return found if found and found.version >= version else None
 
     result: records.StoredRecord = await eventually(probe)
@@ -270,7 +270,7 @@ async def test_concurrent_saves_are_all_confirmed_and_stored(
         *(post(http, f"{hub.url}/user", user_xml(f"C-{n}")) for n in range(150))
     )
     assert [status for status, _ in answers] == [200] * 150
-    pool = hub.router._pool
+    pool = hub.router.pool
     assert pool is not None
 
     async def all_stored() -> bool:

@@ -17,6 +17,7 @@ import pytest
 
 from hub.router import RouterService
 from hub.settings import Settings
+from hub.tenancy import Tenancy
 from tests.conftest import eventually
 from tests.fixtures_tenancy import ENV, INTOUCH_ID, INTOUCH_KEY, user_xml
 
@@ -68,7 +69,7 @@ async def hub_process(settings: Settings) -> AsyncIterator[tuple[asyncio.subproc
 
 
 async def test_sigterm_drains_and_exits_0(
-    hub_process: tuple[asyncio.subprocess.Process, str], settings: Settings
+    hub_process: tuple[asyncio.subprocess.Process, str], settings: Settings, tenancy: Tenancy
 ) -> None:
     process, root = hub_process
     url = f"{root}/connector/api/2011-11/user"
@@ -98,7 +99,7 @@ async def test_sigterm_drains_and_exits_0(
     assert set(statuses) <= {200, 0}, "a request in flight was not finished"
 
     # Every 200 is stored, or waiting in the inbox for the next router.
-    router = RouterService(settings)
+    router = RouterService(settings, tenancy)
     await router.start()
     try:
         pool = await asyncpg.connect(settings.database_url)
