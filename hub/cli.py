@@ -4,9 +4,10 @@ The edge of the program: the only place that reads the environment
 (`Settings.from_env`) and the tenancy file, configures logging, and turns a
 ConfigError into a message and exit code 2.
 
-    hub run          every component in one process (ingress, router)
+    hub run          every component in one process (ingress, router, delivery)
     hub ingress      the HTTP ingress only (--processes N: N of them on one port)
     hub router       the router only
+    hub deliver      the delivery workers and the dead-letter keeper only
     hub migrate      apply the database migrations
     hub bench ...    benchmarks (see `hub bench --help`)
 """
@@ -22,6 +23,7 @@ import structlog
 
 from hub import logs
 from hub.bench import cli as bench_cli
+from hub.delivery.service import DeliveryService
 from hub.errors import ConfigError, HubError
 from hub.ingress.app import IngressService
 from hub.router import RouterService
@@ -58,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("run", "run every component in one process"),
         ("ingress", "run the HTTP ingress"),
-        ("router", "run the router (inbox -> store)"),
+        ("router", "run the router (inbox -> store -> partners' queues)"),
+        ("deliver", "run the delivery workers and the dead-letter keeper"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.set_defaults(command=_run, components=name, processes=1)
@@ -86,6 +89,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     components: list[Component] = []
     if args.components in ("run", "router"):
         components.append(RouterService(settings, tenancy))
+    if args.components in ("run", "deliver") and tenancy.receivers():
+        components.append(DeliveryService(settings, tenancy))
     if args.components in ("run", "ingress"):
         components.append(IngressService(settings, tenancy))
     _event_loop_policy()

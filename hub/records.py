@@ -31,6 +31,8 @@ class StoredRecord:
     uuid: uuid.UUID
     kind: Kind
     provider: str
+    client: str  # the hub's names of its client and club
+    club: str
     client_id: str
     club_id: str
     record_id: str

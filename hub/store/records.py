@@ -184,7 +184,7 @@ async def _upsert(connection: Connection, inbound: Inbound) -> Applied:
 
 
 _COLUMNS = (
-    "uuid, kind, provider, client_id, club_id, record_id, body, version,"
+    "uuid, kind, provider, client, club, client_id, club_id, record_id, body, version,"
     " created_by, created_at, modified_by, modified_at"
 )
 
@@ -239,6 +239,8 @@ def _record(row: asyncpg.Record) -> StoredRecord:
         uuid=row["uuid"],
         kind=Kind(row["kind"]),
         provider=row["provider"],
+        client=row["client"],
+        club=row["club"],
         client_id=row["client_id"],
         club_id=row["club_id"],
         record_id=row["record_id"],

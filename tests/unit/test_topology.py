@@ -21,3 +21,22 @@ def test_every_name_is_in_the_namespace() -> None:
     topology = Topology("ns")
     names = [e.name for e in topology.exchanges()] + [q.name for q in topology.queues()]
     assert all(name.startswith("ns.") for name in names)
+
+
+def test_partner_queues_and_delay_tiers() -> None:
+    topology = Topology("ns", partners=("crm",), tiers=(10, 60))
+    deliver = topology.deliver("crm").arguments()
+    assert deliver["x-dead-letter-routing-key"] == "deliver.crm"
+    assert topology.dead_letters_of(topology.deliver("crm")).name == "ns.deliver.crm.dead"
+    tier = topology.tier(10).arguments()
+    assert tier["x-message-ttl"] == 10_000
+    assert tier["x-dead-letter-exchange"] == "ns.deliver"
+    assert "x-dead-letter-routing-key" not in tier  # keeps the partner's routing key
+    assert topology.tier_exchange(10).type == "fanout"
+
+
+def test_tier_for_an_attempt_and_a_retry_after() -> None:
+    topology = Topology("ns", tiers=(10, 60, 600))
+    assert [topology.tier_for(n) for n in (1, 2, 3, 4)] == [10, 60, 600, 600]
+    assert topology.tier_for(1, at_least=30) == 60
+    assert topology.tier_for(1, at_least=5000) == 600

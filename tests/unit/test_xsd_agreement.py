@@ -133,6 +133,8 @@ def stored(document: Document) -> StoredRecord:
         uuid=uuid.uuid4(),
         kind=document.kind,
         provider="intouch",
+        client="acme",
+        club="downtown",
         client_id=document.client_id,
         club_id=document.club_id,
         record_id=document.record_id,

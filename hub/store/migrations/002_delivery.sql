@@ -65,6 +65,7 @@ CREATE TABLE dead_letters (
     reason      text NOT NULL,
     body        bytea NOT NULL,
     headers     jsonb NOT NULL,
-    dead_at     timestamptz NOT NULL DEFAULT now()
+    dead_at     timestamptz NOT NULL DEFAULT now(),
+    deaths      integer NOT NULL DEFAULT 1
 );
 CREATE INDEX dead_letters_by_partner ON dead_letters (partner, dead_at);

@@ -1,0 +1,214 @@
+"""The `generic_json` adapter: the hub's own REST+JSON partner contract.
+
+The contract (the partner contract's "generic_json" shape), published for
+partners as `schemas/generic-json.openapi.yaml`:
+
+    PUT  {base}/clubs/{clubId}/users/{hubUuid}   JSON user -> {"id"}
+    GET  {base}/clubs/{clubId}/staff[?email=]    -> [{"id","email","firstName","lastName"}]
+    GET  {base}/clubs/{clubId}/lead-sources      -> [{"id","name"}]
+    POST {base}/clubs/{clubId}/lead-sources      {"name"} -> {"id"}
+
+Every request carries `Authorization: Bearer`, an `Idempotency-Key` stable
+across retries, and saves carry `X-Hub-Record`. This module must never send
+a field the OpenAPI document does not name, and never guess at an answer it
+cannot read: such an answer is a PermanentPartnerError with the body kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import orjson
+import yarl
+
+from adapters import http
+from adapters.base import (
+    Adapter,
+    Capability,
+    ClubRef,
+    LeadSource,
+    OutboundUser,
+    PartnerConfig,
+    PermanentPartnerError,
+    SaveResult,
+    StaffMember,
+)
+
+# (JSON name, OutboundUser attribute), in the order the user goes out.
+USER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("userType", "user_type"),
+    ("status", "status"),
+    ("firstName", "firstname"),
+    ("lastName", "lastname"),
+    ("birthDate", "birthdate"),
+    ("gender", "gender"),
+    ("address1", "address1"),
+    ("address2", "address2"),
+    ("city", "city"),
+    ("zipCode", "zipcode"),
+    ("state", "state"),
+    ("country", "country"),
+    ("mobile", "mobile"),
+    ("email", "email"),
+    ("homePhone", "home_phone"),
+    ("workPhone", "work_phone"),
+    ("company", "company"),
+    ("ownerId", "owner_id"),
+    ("leadSourceId", "lead_source_id"),
+    ("trialStart", "trial_start"),
+    ("trialEnd", "trial_end"),
+)
+
+
+def user_json(user: OutboundUser) -> dict[str, str]:
+    """The JSON user of the contract: camelCase, fields without a value left out."""
+    fields = ((name, getattr(user, attribute)) for name, attribute in USER_FIELDS)
+    return {name: value for name, value in fields if value is not None}
+
+
+def _segment(value: str) -> str:
+    """One path segment, every reserved character escaped (a club ID may hold '/')."""
+    return quote(value, safe="")
+
+
+class GenericJsonAdapter(Adapter):
+    name = "generic_json"
+    supported = frozenset(Capability)
+
+    def __init__(self, config: PartnerConfig, session: aiohttp.ClientSession) -> None:
+        super().__init__(config, session)
+        self._token = config.secret("key_env")
+        self._timeout = http.timeout_of(config.name, config.settings)
+        self._base = str(yarl.URL(config.url)).rstrip("/")
+
+    async def save_user(self, club: ClubRef, user: OutboundUser) -> SaveResult:
+        path = f"/clubs/{_segment(club.club_id)}/users/{_segment(str(user.hub_uuid))}"
+        answer = await self._call(
+            "PUT",
+            path,
+            orjson.dumps(user_json(user)),
+            idempotency_key=user.idempotency_key or None,
+            record=str(user.hub_uuid),
+        )
+        return SaveResult(partner_id=answer.id_of(answer.object()))
+
+    async def list_staff(self, club: ClubRef) -> list[StaffMember]:
+        return await self._staff(f"/clubs/{_segment(club.club_id)}/staff")
+
+    async def find_staff_by_email(self, club: ClubRef, email: str) -> list[StaffMember]:
+        query = urlencode({"email": email}, quote_via=quote)
+        return await self._staff(f"/clubs/{_segment(club.club_id)}/staff?{query}")
+
+    async def list_lead_sources(self, club: ClubRef) -> list[LeadSource]:
+        answer = await self._call("GET", f"/clubs/{_segment(club.club_id)}/lead-sources")
+        return [
+            LeadSource(id=answer.id_of(item), name=answer.text(item, "name"))
+            for item in answer.objects()
+        ]
+
+    async def create_lead_source(self, club: ClubRef, name: str) -> LeadSource:
+        path = f"/clubs/{_segment(club.club_id)}/lead-sources"
+        answer = await self._call("POST", path, orjson.dumps({"name": name}))
+        return LeadSource(id=answer.id_of(answer.object()), name=name)
+
+    async def _staff(self, path: str) -> list[StaffMember]:
+        answer = await self._call("GET", path)
+        return [
+            StaffMember(
+                id=answer.id_of(item),
+                email=answer.text(item, "email"),
+                first_name=answer.text(item, "firstName"),
+                last_name=answer.text(item, "lastName"),
+            )
+            for item in answer.objects()
+        ]
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        idempotency_key: str | None = None,
+        record: str | None = None,
+    ) -> _Answer:
+        """The JSON answer of one request (`path` already escaped)."""
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "application/json",
+            # Derived from the request itself, so a retried request repeats its key.
+            "Idempotency-Key": idempotency_key or _stable_key(method, path, body),
+        }
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if record is not None:
+            headers["X-Hub-Record"] = record
+        what = f"{self.config.name}: {method} {path}"
+        status, raw = await http.request(
+            self.session,
+            method,
+            yarl.URL(self._base + path, encoded=True),
+            what=what,
+            headers=headers,
+            body=body,
+            total=self._timeout,
+        )
+        answer = _Answer(what, status, raw)
+        try:
+            answer.data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise answer.nonsense("the answer is not JSON") from exc
+        return answer
+
+
+@dataclass(slots=True)
+class _Answer:
+    """A 2xx answer, read strictly: anything unexpected is a PermanentPartnerError."""
+
+    what: str
+    status: int
+    raw: bytes
+    data: Any = None
+
+    def nonsense(self, problem: str) -> PermanentPartnerError:
+        return PermanentPartnerError(
+            f"{self.what}: {problem}",
+            status=self.status,
+            answer=self.raw.decode("utf-8", "replace"),
+        )
+
+    def object(self) -> dict[str, Any]:
+        if not isinstance(self.data, dict):
+            raise self.nonsense("the answer is not a JSON object")
+        return self.data
+
+    def objects(self) -> list[dict[str, Any]]:
+        if not isinstance(self.data, list) or not all(isinstance(i, dict) for i in self.data):
+            raise self.nonsense("the answer is not a list of objects")
+        return self.data
+
+    def id_of(self, item: dict[str, Any]) -> str:
+        value = item.get("id")
+        # Partners with numeric keys send numbers; the hub keeps every ID as text.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value.strip():
+            return value
+        raise self.nonsense("an id is missing or empty")
+
+    def text(self, item: dict[str, Any], key: str) -> str:
+        value = item.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.nonsense(f"{key} is not a string")
+        return value
+
+
+def _stable_key(method: str, path: str, body: bytes | None) -> str:
+    digest = hashlib.sha256(f"{method} {path}\n".encode() + (body or b""))
+    return digest.hexdigest()

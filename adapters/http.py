@@ -1,0 +1,154 @@
+"""What the HTTP adapters share: one request with a total timeout, its outcome classified.
+
+`request()` sends one request and returns (status, body) for a 2xx answer;
+anything else becomes the error the partner contract gives it:
+
+    408, 425, 429, 5xx, refused, reset, timeout   TransientPartnerError (+ Retry-After)
+    any other status (3xx, other 4xx)             PermanentPartnerError, the answer kept
+
+It must never retry, sleep or log on its own (retries are the delivery
+worker's), and never follow a redirect: a partner that moved is a
+configuration to fix, not something to chase with a bearer token.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+import yarl
+
+from adapters.base import (
+    AdapterConfigError,
+    PartnerError,
+    PermanentPartnerError,
+    TransientPartnerError,
+)
+
+DEFAULT_TIMEOUT = 10.0
+TRANSIENT_STATUSES = frozenset({408, 425, 429})
+# An answer larger than this is not one the hub can have asked for.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+# Turns an error answer's body into a sentence for the error message, or None.
+Explain = Callable[[bytes], str | None]
+
+
+def timeout_of(config_name: str, settings: Mapping[str, Any]) -> float:
+    """`settings.timeout` in seconds (DEFAULT_TIMEOUT if absent), or AdapterConfigError."""
+    value = settings.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AdapterConfigError(f"provider {config_name!r}: settings.timeout must be a number")
+    if not math.isfinite(value) or value <= 0:
+        raise AdapterConfigError(f"provider {config_name!r}: settings.timeout must be above 0")
+    return float(value)
+
+
+def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date), or None.
+
+    A date in the past means "now" (0); anything unreadable is ignored.
+    """
+    if value is None or not (value := value.strip()):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return _seconds_until(value, now)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def _seconds_until(value: str, now: datetime.datetime | None) -> float | None:
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000" or no zone: HTTP-dates are GMT
+        moment = moment.replace(tzinfo=datetime.UTC)
+    now = now or datetime.datetime.now(datetime.UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def is_transient(status: int) -> bool:
+    return status in TRANSIENT_STATUSES or 500 <= status <= 599
+
+
+def error_for(
+    status: int,
+    what: str,
+    body: bytes,
+    retry_after: str | None = None,
+    explain: Explain | None = None,
+) -> PartnerError:
+    """The error for a non-2xx answer to `what` (e.g. "crm: PUT /clubs/1/users/...")."""
+    answer = body.decode("utf-8", "replace")
+    detail = explain(body) if explain is not None else None
+    message = f"{what} answered {status}" + (f": {detail}" if detail else "")
+    if is_transient(status):
+        return TransientPartnerError(
+            message, status=status, answer=answer, retry_after=parse_retry_after(retry_after)
+        )
+    return PermanentPartnerError(message, status=status, answer=answer)
+
+
+async def request(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: yarl.URL,
+    *,
+    what: str,
+    headers: Mapping[str, str],
+    body: bytes | None = None,
+    total: float = DEFAULT_TIMEOUT,
+    explain: Explain | None = None,
+) -> tuple[int, bytes]:
+    """Send one request; (status, body) for a 2xx answer, else the classified PartnerError.
+
+    `total` (seconds) bounds everything, from connecting to reading the last byte.
+    """
+    try:
+        async with session.request(
+            method,
+            url,
+            headers=dict(headers),
+            data=body,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=total),
+        ) as response:
+            answer = await _read(response)
+            status = response.status
+            retry_after = response.headers.get("Retry-After")
+    except TimeoutError as exc:  # also aiohttp's own timeouts, which subclass it
+        raise TransientPartnerError(f"{what}: no answer within {total:g} s") from exc
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        raise TransientPartnerError(f"{what}: {_describe(exc)}") from exc
+    except aiohttp.ClientError as exc:
+        raise PermanentPartnerError(f"{what}: {_describe(exc)}") from exc
+    if 200 <= status <= 299:
+        if len(answer) > MAX_ANSWER_BYTES:
+            raise PermanentPartnerError(
+                f"{what}: the answer is over {MAX_ANSWER_BYTES} bytes", status=status
+            )
+        return status, answer
+    raise error_for(status, what, answer, retry_after, explain)
+
+
+async def _read(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, up to one byte past MAX_ANSWER_BYTES; raises if it was cut short."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_ANSWER_BYTES and (chunk := await response.content.read(64 * 1024)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,117 @@
+"""The delivery component of `hub run` / `hub deliver`: workers and the keeper.
+
+At start it builds every receiving provider's adapter (refusing settings the
+adapter cannot use, and subscriptions it cannot take), then consumes each
+partner's queue with that partner's concurrency as prefetch, and every
+dead-letter queue into PostgreSQL. On stop, every consumer drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import aiohttp
+import structlog
+
+from adapters import registry
+from adapters.base import Adapter, AdapterError, Capability, PartnerConfig
+from hub.broker.connection import Nodes
+from hub.broker.consumer import Consumer, RetryBudget
+from hub.delivery.keeper import Keeper
+from hub.delivery.mapping import Mapper
+from hub.delivery.worker import PartnerWorker
+from hub.errors import ConfigError
+from hub.settings import Settings
+from hub.store.pool import Pool, create_pool
+from hub.tenancy import Provider, Tenancy
+from hub.wiring import topology
+
+log = structlog.get_logger(__name__)
+
+
+def build_adapter(provider: Provider, tenancy: Tenancy, session: aiohttp.ClientSession) -> Adapter:
+    """The provider's adapter, or ConfigError naming why it cannot be used."""
+    assert provider.adapter is not None  # receivers() has only providers with one
+    assert provider.url is not None  # the tenancy refuses an adapter without a url
+    config = PartnerConfig(
+        name=provider.name,
+        url=provider.url,
+        capabilities=frozenset(Capability(c) for c in provider.capabilities),
+        settings=provider.settings,
+        env=os.environ,
+    )
+    try:
+        adapter = registry.create(config, provider.adapter, session)
+        for client in tenancy.clients.values():
+            for subscription in client.subscriptions:
+                if subscription.provider == provider.name:
+                    adapter.check_subscription(subscription.receives)
+    except AdapterError as exc:
+        raise ConfigError(str(exc)) from exc
+    if Capability.USER_SAVE not in config.capabilities:
+        raise ConfigError(f"provider {provider.name!r} has an adapter but no user.save")
+    return adapter
+
+
+class DeliveryService:
+    name = "delivery"
+
+    def __init__(self, settings: Settings, tenancy: Tenancy) -> None:
+        self._settings = settings
+        self._tenancy = tenancy
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pool: Pool | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        settings, tenancy = self._settings, self._tenancy
+        self._session = aiohttp.ClientSession()
+        adapters = [build_adapter(p, tenancy, self._session) for p in tenancy.receivers()]
+        receivers = {p.name: p for p in tenancy.receivers()}
+        self._pool = await create_pool(
+            settings.database_url,
+            settings.namespace,
+            max_size=max(10, sum(p.concurrency for p in receivers.values()) + 4),
+        )
+        nodes = Nodes(settings.amqp_urls)
+        shape = topology(settings, tenancy)
+        mapper = Mapper(self._pool, settings.mapping_ttl)
+        consumers: list[Consumer] = []
+        for adapter in adapters:
+            provider = receivers[adapter.config.name]
+            worker = PartnerWorker(adapter, tenancy, self._pool, mapper)
+            consumers.append(
+                Consumer(
+                    nodes,
+                    shape,
+                    shape.deliver(provider.name),
+                    worker.handle,
+                    prefetch=provider.concurrency,
+                    name=f"hub-deliver-{provider.name}",
+                    retry=RetryBudget(
+                        attempts=3, seconds=10, tiers=True, max_attempts=provider.max_attempts
+                    ),
+                )
+            )
+        dead_queues = [(shape.inbox_dead, None)] + [
+            (shape.dead_letters_of(shape.deliver(p)), p) for p in receivers
+        ]
+        for queue, partner in dead_queues:
+            keeper = Keeper(self._pool, queue.name, partner)
+            consumers.append(
+                Consumer(nodes, shape, queue, keeper.handle, prefetch=16, name="hub-keeper")
+            )
+        self._tasks = [
+            asyncio.create_task(c.run(self._stopping, settings.shutdown_grace)) for c in consumers
+        ]
+        log.info("delivering", partners=sorted(receivers))
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await asyncio.gather(*self._tasks)
+        if self._session is not None:
+            await self._session.close()
+        if self._pool is not None:
+            await self._pool.close()

@@ -1,0 +1,43 @@
+"""Queries of dead letters: what could not be delivered or routed, kept for operators.
+
+One row per dead message (by message id and queue): a message that dies again
+after a replay updates its row (reason, headers, time) and counts the deaths.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from hub.store.pool import Pool, database_errors
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    message_id: str
+    queue: str
+    partner: str | None
+    uuid: uuid.UUID | None
+    version: int | None
+    reason: str
+    body: bytes
+    headers: dict[str, Any]
+
+
+async def keep(pool: Pool, dead: DeadLetter) -> None:
+    async with database_errors():
+        await pool.execute(
+            "INSERT INTO dead_letters (message_id, queue, partner, uuid, version, reason, body,"
+            " headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (message_id) DO UPDATE SET reason = EXCLUDED.reason,"
+            " headers = EXCLUDED.headers, dead_at = now(), deaths = dead_letters.deaths + 1",
+            dead.message_id,
+            dead.queue,
+            dead.partner,
+            dead.uuid,
+            dead.version,
+            dead.reason,
+            dead.body,
+            dead.headers,
+        )

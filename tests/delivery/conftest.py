@@ -1,0 +1,175 @@
+"""A hub with fake partners: ingress, router and delivery in the test's loop.
+
+Each test declares its partners (FakeGenericJson servers) and their tenancy
+entries; `DeliveryHub` starts the fakes, writes the tenancy around their
+URLs, and runs the hub's components in a fresh namespace with delay tiers of
+1 and 2 seconds, so that retries through the tiers take seconds, not hours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aiohttp
+import pytest
+from adapters.fakes.generic_json import FakeGenericJson
+
+from hub.delivery.service import DeliveryService
+from hub.ingress.app import BASE, IngressService
+from hub.router import RouterService
+from hub.settings import Settings
+from hub.store.pool import Pool
+from hub.tenancy import Tenancy, parse
+from tests.fixtures_tenancy import ENV, INTOUCH_ID, INTOUCH_KEY, TENANCY_TOML
+
+TOKEN = "partner-token"
+AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
+
+
+@dataclass
+class Partner:
+    """A receiving partner: its fake server and its tenancy entries."""
+
+    name: str
+    capabilities: list[str]
+    receives: list[str] = field(default_factory=lambda: ["PROSPECT", "MEMBER", "FORMER_MEMBER"])
+    extras: list[str] = field(default_factory=lambda: ["owner", "lead_source", "trial"])
+    max_attempts: int = 3
+    fake: FakeGenericJson | None = None
+
+    def toml(self, url: str) -> str:
+        return f"""
+[[provider]]
+name = "{self.name}"
+identifier = "{self.name}-identifier"
+key_sha256 = "{hashlib.sha256(self.name.encode()).hexdigest()}"
+adapter = "generic_json"
+url = "{url}"
+capabilities = {self.capabilities!r}
+settings = {{ key_env = "HUB_TEST_PARTNER_TOKEN", timeout = 2 }}
+max_attempts = {self.max_attempts}
+concurrency = 4
+"""
+
+
+ALL = ["user.save", "staff.list", "staff.find_by_email", "leadsource.list", "leadsource.create"]
+
+
+class DeliveryHub:
+    def __init__(self, settings: Settings, partners: list[Partner]) -> None:
+        self.settings = replace(settings, retry_tiers=(1, 2))
+        self.partners = {p.name: p for p in partners}
+        self.url = ""
+        self.tenancy: Tenancy | None = None
+        self._components: list[Any] = []
+
+    def fake(self, name: str) -> FakeGenericJson:
+        fake = self.partners[name].fake
+        assert fake is not None
+        return fake
+
+    @property
+    def pool(self) -> Pool:
+        router = self._components[0]
+        assert router.pool is not None
+        return router.pool  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> DeliveryHub:
+        text = TENANCY_TOML
+        for partner in self.partners.values():
+            partner.fake = FakeGenericJson(TOKEN)
+            url = await partner.fake.start()
+            text = partner.toml(url) + text
+        raw = tomllib.loads(text)
+        club = raw["client"][0]["club"][0]
+        for partner in self.partners.values():
+            club["ids"][partner.name] = {"client": "C-" + partner.name, "club": "K-" + partner.name}
+        raw["client"][0]["subscription"] = [
+            {"provider": p.name, "receives": p.receives, "with": p.extras}
+            for p in self.partners.values()
+        ]
+        self.tenancy = parse(raw, ENV)
+        self._components = [
+            RouterService(self.settings, self.tenancy),
+            DeliveryService(self.settings, self.tenancy),
+            IngressService(self.settings, self.tenancy),
+        ]
+        for component in self._components:
+            await component.start()
+        self.url = f"http://127.0.0.1:{self._components[2].port}{BASE}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for component in reversed(self._components):
+            await component.stop()
+        for partner in self.partners.values():
+            if partner.fake is not None:
+                await partner.fake.stop()
+
+    async def post(self, endpoint: str, body: bytes, *, key: str = INTOUCH_KEY) -> str:
+        """Save as intouch, or as the provider whose key is given (a partner's key is its name)."""
+        headers = {**AUTH, "Authorization": f"Bearer {key}"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.url}/{endpoint}", data=body, headers=headers) as r,
+        ):
+            text = await r.text()
+            assert r.status == 200, text
+            return text.split("<uuid>")[1].split("<")[0]
+
+
+@pytest.fixture
+def partner_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_TEST_PARTNER_TOKEN", TOKEN)
+
+
+StartHub = Callable[[list[Partner]], Awaitable[DeliveryHub]]
+
+
+@pytest.fixture
+async def start_hub(settings: Settings, partner_env: None) -> AsyncIterator[StartHub]:
+    hubs: list[DeliveryHub] = []
+
+    async def start(partners: list[Partner]) -> DeliveryHub:
+        hub = DeliveryHub(settings, partners)
+        hubs.append(hub)
+        return await hub.__aenter__()
+
+    yield start
+    for hub in hubs:
+        await hub.__aexit__()
+
+
+def staff_xml(record_id: str, email: str) -> bytes:
+    return f"""<user><providerInfo><identifier>{INTOUCH_ID}</identifier><clientID>456</clientID>
+<clubID>123</clubID><recordID>{record_id}</recordID></providerInfo><userInfo>
+<firstname>Sam</firstname><lastname>Staff</lastname><userStatus>ACTIVE</userStatus>
+<userType>STAFF</userType><email>{email}</email></userInfo></user>""".encode()
+
+
+def prospect_xml(
+    record_id: str,
+    *,
+    identifier: str = INTOUCH_ID,
+    client_id: str = "456",
+    club_id: str = "123",
+    owner: str | None = None,
+    lead_source: str | None = None,
+    user_type: str = "PROSPECT",
+    status: str = "ACTIVE",
+    firstname: str = "Ada",
+) -> bytes:
+    lead = ""
+    if owner or lead_source:
+        lead = "<leadInfo>"
+        lead += f"<leadSource>{lead_source}</leadSource>" if lead_source else ""
+        lead += f"<ownerID>{owner}</ownerID>" if owner else ""
+        lead += "<trialStart>2026-11-01</trialStart></leadInfo>"
+    return f"""<user><providerInfo><identifier>{identifier}</identifier>
+<clientID>{client_id}</clientID><clubID>{club_id}</clubID><recordID>{record_id}</recordID></providerInfo><userInfo>
+<firstname>{firstname}</firstname><lastname>Lovelace</lastname><userStatus>{status}</userStatus>
+<userType>{user_type}</userType><email>ada@example.com</email></userInfo>{lead}</user>""".encode()
