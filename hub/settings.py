@@ -54,6 +54,8 @@ class Settings:
     shutdown_grace: float = 10.0
     retry_tiers: tuple[int, ...] = (10, 60, 600, 3600)
     mapping_ttl: float = 3600.0
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +82,8 @@ class Settings:
             shutdown_grace=_positive(env, "HUB_SHUTDOWN_GRACE", base.shutdown_grace),
             retry_tiers=_tiers(env.get("HUB_RETRY_TIERS"), base.retry_tiers),
             mapping_ttl=_positive(env, "HUB_MAPPING_TTL", base.mapping_ttl),
+            breaker_threshold=int(_positive(env, "HUB_BREAKER_THRESHOLD", base.breaker_threshold)),
+            breaker_cooldown=_positive(env, "HUB_BREAKER_COOLDOWN", base.breaker_cooldown),
         )
 
 

@@ -18,6 +18,7 @@ from adapters import registry
 from adapters.base import Adapter, AdapterError, Capability, PartnerConfig
 from hub.broker.connection import Nodes
 from hub.broker.consumer import Consumer, RetryBudget
+from hub.delivery.breaker import Breaker, RateLimiter
 from hub.delivery.keeper import Keeper
 from hub.delivery.mapping import Mapper
 from hub.delivery.worker import PartnerWorker
@@ -63,13 +64,25 @@ class DeliveryService:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pool: Pool | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: list[aiohttp.ClientSession] = []
+
+    def _session_for(self, provider: Provider) -> aiohttp.ClientSession:
+        """One HTTP session per partner, paced by its rate limit if it has one."""
+        traces = []
+        if provider.rate_per_second is not None:
+            traces.append(RateLimiter(provider.rate_per_second).trace())
+        session = aiohttp.ClientSession(trace_configs=traces)
+        self._sessions.append(session)
+        return session
 
     async def start(self) -> None:
         settings, tenancy = self._settings, self._tenancy
-        self._session = aiohttp.ClientSession()
-        adapters = [build_adapter(p, tenancy, self._session) for p in tenancy.receivers()]
         receivers = {p.name: p for p in tenancy.receivers()}
+        try:
+            adapters = [build_adapter(p, tenancy, self._session_for(p)) for p in receivers.values()]
+        except ConfigError:
+            await self._close_sessions()
+            raise
         self._pool = await create_pool(
             settings.database_url,
             settings.namespace,
@@ -81,7 +94,12 @@ class DeliveryService:
         consumers: list[Consumer] = []
         for adapter in adapters:
             provider = receivers[adapter.config.name]
-            worker = PartnerWorker(adapter, tenancy, self._pool, mapper)
+            breaker = Breaker(
+                provider.name,
+                threshold=settings.breaker_threshold,
+                cooldown=settings.breaker_cooldown,
+            )
+            worker = PartnerWorker(adapter, tenancy, self._pool, mapper, breaker)
             consumers.append(
                 Consumer(
                     nodes,
@@ -108,10 +126,14 @@ class DeliveryService:
         ]
         log.info("delivering", partners=sorted(receivers))
 
+    async def _close_sessions(self) -> None:
+        for session in self._sessions:
+            await session.close()
+        self._sessions.clear()
+
     async def stop(self) -> None:
         self._stopping.set()
         await asyncio.gather(*self._tasks)
-        if self._session is not None:
-            await self._session.close()
+        await self._close_sessions()
         if self._pool is not None:
             await self._pool.close()

@@ -26,6 +26,7 @@ from adapters.base import (
 from hub.broker.consumer import Incoming
 from hub.connector.documents import Kind
 from hub.delivery import outbound
+from hub.delivery.breaker import Breaker
 from hub.delivery.job import DeliveryJob
 from hub.delivery.mapping import Mapper
 from hub.errors import PermanentError, TransientError
@@ -41,8 +42,11 @@ log = structlog.get_logger(__name__)
 class PartnerWorker:
     """Delivers jobs from one partner's queue through that partner's adapter."""
 
-    def __init__(self, adapter: Adapter, tenancy: Tenancy, pool: Pool, mapper: Mapper) -> None:
+    def __init__(
+        self, adapter: Adapter, tenancy: Tenancy, pool: Pool, mapper: Mapper, breaker: Breaker
+    ) -> None:
         self._adapter = adapter
+        self._breaker = breaker
         self._partner = adapter.config.name
         self._tenancy = tenancy
         self._pool = pool
@@ -52,6 +56,24 @@ class PartnerWorker:
         job = DeliveryJob.decode(incoming.body)
         if job.partner != self._partner:
             raise PermanentError(f"a job for {job.partner!r} in {self._partner!r}'s queue")
+        # While the partner's circuit is open, wait here: the message stays unacked and
+        # no attempt is spent.
+        probe = await self._breaker.admit()
+        try:
+            delivered = await self._handle(job, incoming.attempt)
+        except TransientError as exc:
+            self._breaker.failed(probe, str(exc))
+            raise
+        except BaseException:
+            self._breaker.done(probe)
+            raise
+        if delivered:
+            self._breaker.succeeded(probe)
+        else:
+            self._breaker.done(probe)
+
+    async def _handle(self, job: DeliveryJob, attempt: int) -> bool:
+        """Deliver the record's latest version; False if the partner had it already."""
         async with deliveries.exclusive(self._pool, self._partner, job.uuid) as connection:
             record = await records.get(self._pool, job.uuid)
             if record is None:
@@ -65,11 +87,12 @@ class PartnerWorker:
                     version=record.version,
                     delivered=standing.delivered_version,
                 )
-                return
-            result = await self._deliver(record, standing.partner_id, incoming.attempt)
+                return False
+            result = await self._deliver(record, standing.partner_id, attempt)
             await deliveries.delivered(
                 connection, self._partner, record.uuid, result.partner_id, record.version
             )
+            return True
 
     async def _deliver(
         self, record: StoredRecord, partner_id: str | None, attempt: int

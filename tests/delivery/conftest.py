@@ -16,8 +16,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from adapters.fakes.generic_json import FakeGenericJson
 
+from adapters.fakes.generic_json import FakeGenericJson
 from hub.delivery.service import DeliveryService
 from hub.ingress.app import BASE, IngressService
 from hub.router import RouterService
@@ -39,6 +39,7 @@ class Partner:
     receives: list[str] = field(default_factory=lambda: ["PROSPECT", "MEMBER", "FORMER_MEMBER"])
     extras: list[str] = field(default_factory=lambda: ["owner", "lead_source", "trial"])
     max_attempts: int = 3
+    rate_per_second: float | None = None
     fake: FakeGenericJson | None = None
 
     def toml(self, url: str) -> str:
@@ -53,15 +54,17 @@ capabilities = {self.capabilities!r}
 settings = {{ key_env = "HUB_TEST_PARTNER_TOKEN", timeout = 2 }}
 max_attempts = {self.max_attempts}
 concurrency = 4
-"""
+""" + (f"rate_per_second = {self.rate_per_second}\n" if self.rate_per_second else "")
 
 
 ALL = ["user.save", "staff.list", "staff.find_by_email", "leadsource.list", "leadsource.create"]
 
 
 class DeliveryHub:
-    def __init__(self, settings: Settings, partners: list[Partner]) -> None:
-        self.settings = replace(settings, retry_tiers=(1, 2))
+    def __init__(self, settings: Settings, partners: list[Partner], **overrides: Any) -> None:
+        self.settings = replace(
+            settings, **{"retry_tiers": (1, 2), "breaker_cooldown": 1.0, **overrides}
+        )
         self.partners = {p.name: p for p in partners}
         self.url = ""
         self.tenancy: Tenancy | None = None
@@ -127,15 +130,15 @@ def partner_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUB_TEST_PARTNER_TOKEN", TOKEN)
 
 
-StartHub = Callable[[list[Partner]], Awaitable[DeliveryHub]]
+StartHub = Callable[..., Awaitable[DeliveryHub]]
 
 
 @pytest.fixture
 async def start_hub(settings: Settings, partner_env: None) -> AsyncIterator[StartHub]:
     hubs: list[DeliveryHub] = []
 
-    async def start(partners: list[Partner]) -> DeliveryHub:
-        hub = DeliveryHub(settings, partners)
+    async def start(partners: list[Partner], **overrides: Any) -> DeliveryHub:
+        hub = DeliveryHub(settings, partners, **overrides)
         hubs.append(hub)
         return await hub.__aenter__()
 
