@@ -29,12 +29,14 @@ run:
 	case $$host in ""|0.0.0.0|"[::]"|"::") host=127.0.0.1 ;; esac
 	url=http://$$host:$$port/connector/api/2011-11/user
 	echo
-	echo "The hub's ingress listens on $$addr (Ctrl-C stops the hub). Save the demo prospect:"
+	echo "The demo: the hub's ingress on $$addr, fake partners clubos (:9102) and legacy (:9101)."
+	echo "It posts a staff member, a lead source and a prospect, and shows what each partner"
+	echo "received. Ctrl-C stops it. Save the demo prospect again yourself with:"
 	echo
 	echo "  curl -sS -H 'Authorization: Bearer demo-intouch-key' -H 'Content-Type: application/xml' \\"
 	echo "       --data-binary @deploy/demo/prospect.xml $$url"
 	echo
-	exec .venv/bin/hub run
+	exec .venv/bin/hub demo
 
 # The tests use their own namespaces on the servers HUB_TEST_DATABASE_URL and
 # HUB_TEST_AMQP_URL name (default: the demo ones); setup makes sure those answer.

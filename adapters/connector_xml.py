@@ -73,13 +73,16 @@ _RECORD_ID_MAX = 64  # the Connector's limit on providerInfo/recordID
 
 
 def lead_source_record_id(name: str) -> str:
-    """A stable recordID for a lead source: its name lowercased, other than letters and digits
-    turned into '-'; a hash stands in when that is empty or too long."""
+    """A stable recordID for a lead source: its slug (lowercase, runs of anything but
+    letters and digits turned into one '-'), with a hash of the name when that is
+    empty or longer than the Connector allows."""
     slug = re.sub(r"[\W_]+", "-", name.strip().lower()).strip("-")
     if slug and len(slug) <= _RECORD_ID_MAX:
         return slug
     digest = hashlib.sha256(name.strip().lower().encode()).hexdigest()[:12]
-    return f"{slug[: _RECORD_ID_MAX - len(digest) - 1]}-{digest}" if slug else f"ls-{digest}"
+    if not slug:
+        return f"ls-{digest}"
+    return f"{slug[: _RECORD_ID_MAX - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def user_document(identifier: str, club: ClubRef, user: OutboundUser) -> bytes:
@@ -148,6 +151,8 @@ def explain_error(body: bytes) -> str | None:
 
 
 class ConnectorXmlAdapter(Adapter):
+    """Saves users and lead sources at a Connector partner, as its provider `identifier`."""
+
     name = "connector_xml"
     supported = frozenset(
         {
@@ -169,7 +174,7 @@ class ConnectorXmlAdapter(Adapter):
         self._identifier = identifier
         self._key = config.secret("key_env")
         self._timeout = http.timeout_of(config.name, config.settings)
-        self._base = str(yarl.URL(config.url)).rstrip("/")
+        self._base = http.base_url(config.name, config.url)
 
     async def save_user(self, club: ClubRef, user: OutboundUser) -> SaveResult:
         body = self._build(lambda: user_document(self._identifier, club, user))
@@ -271,7 +276,9 @@ class _Answer:
 
     def _root(self, tag: str) -> etree._Element:
         if self.root is None or self.root.tag != tag:
-            raise self.nonsense(f"the answer is not a <{tag}>")
+            # Some partners answer an <error> with a 200; say what it says.
+            why = explain_error(self.raw) if self.root is not None else None
+            raise self.nonsense(f"the answer is not a <{tag}>" + (f" but {why}" if why else ""))
         return self.root
 
 

@@ -76,6 +76,8 @@ def _segment(value: str) -> str:
 
 
 class GenericJsonAdapter(Adapter):
+    """Every capability, over the hub's own REST+JSON contract."""
+
     name = "generic_json"
     supported = frozenset(Capability)
 
@@ -83,7 +85,7 @@ class GenericJsonAdapter(Adapter):
         super().__init__(config, session)
         self._token = config.secret("key_env")
         self._timeout = http.timeout_of(config.name, config.settings)
-        self._base = str(yarl.URL(config.url)).rstrip("/")
+        self._base = http.base_url(config.name, config.url)
 
     async def save_user(self, club: ClubRef, user: OutboundUser) -> SaveResult:
         path = f"/clubs/{_segment(club.club_id)}/users/{_segment(str(user.hub_uuid))}"

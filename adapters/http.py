@@ -48,6 +48,21 @@ def timeout_of(config_name: str, settings: Mapping[str, Any]) -> float:
     return float(value)
 
 
+def base_url(config_name: str, url: str) -> str:
+    """The partner's base URL without a trailing '/', or AdapterConfigError if not http(s)."""
+    try:
+        parsed = yarl.URL(url)
+    except (TypeError, ValueError) as exc:
+        raise AdapterConfigError(f"provider {config_name!r}: url {url!r} is not a URL") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise AdapterConfigError(
+            f"provider {config_name!r}: url must be http(s)://host/..., not {url!r}"
+        )
+    if parsed.query_string or parsed.fragment:
+        raise AdapterConfigError(f"provider {config_name!r}: url must have no query or fragment")
+    return str(parsed).rstrip("/")
+
+
 def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date), or None.
 

@@ -26,7 +26,7 @@ GROUP = "hub.adapters"
 
 def names() -> list[str]:
     """The names of every installed adapter, sorted."""
-    return sorted(set(entry_points(group=GROUP).names))
+    return sorted({point.name for point in entry_points(group=GROUP)})
 
 
 def get(name: str) -> type[Adapter]:

@@ -8,6 +8,7 @@ ConfigError into a message and exit code 2.
     hub ingress      the HTTP ingress only (--processes N: N of them on one port)
     hub router       the router only
     hub deliver      the delivery workers and the dead-letter keeper only
+    hub demo         the hub with two fake partners and sample records
     hub migrate      apply the database migrations
     hub bench ...    benchmarks (see `hub bench --help`)
 """
@@ -24,6 +25,7 @@ import structlog
 from hub import logs
 from hub.bench import cli as bench_cli
 from hub.delivery.service import DeliveryService
+from hub.demo import demo
 from hub.errors import ConfigError, HubError
 from hub.ingress.app import IngressService
 from hub.router import RouterService
@@ -76,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply the database migrations").set_defaults(
         command=_migrate
     )
+    commands.add_parser(
+        "demo", help="the hub with two fake partners and sample records (make run)"
+    ).set_defaults(command=_demo)
     bench = commands.add_parser("bench", help="benchmarks")
     bench_cli.configure(bench)
     bench.set_defaults(command=bench_cli.run)
@@ -95,6 +100,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         components.append(IngressService(settings, tenancy))
     _event_loop_policy()
     asyncio.run(serve(components))
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    tenancy = load(settings.tenancy_file)
+    _event_loop_policy()
+    asyncio.run(demo(settings, tenancy))
     return 0
 
 

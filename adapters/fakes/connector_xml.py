@@ -69,6 +69,7 @@ class FakeConnectorPartner(FakeServer):
     def add_staff(
         self, client_id: str, club_id: str, email: str, first_name: str = "", last_name: str = ""
     ) -> str:
+        """Seed a staff member of (client_id, club_id) at the partner; its recordID."""
         record_id = f"S-{next(self._ids)}"
         self.staff.setdefault((client_id, club_id), {})[record_id] = {
             "email": email,
@@ -184,7 +185,10 @@ def _xml(body: bytes, status: int = 200) -> web.Response:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="A fake partner speaking the Connector API.")
+    parser = argparse.ArgumentParser(
+        prog="python -m adapters.fakes.connector_xml",
+        description="A fake partner speaking the Connector API.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9101)
     parser.add_argument("--key-env", required=True, help="variable holding the hub's key there")

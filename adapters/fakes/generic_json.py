@@ -70,6 +70,7 @@ class FakeGenericJson(FakeServer):
         self._created_by_key: dict[str, str] = {}
 
     def add_staff(self, club_id: str, email: str, first_name: str = "", last_name: str = "") -> str:
+        """Seed a staff member of the partner's club `club_id`; its ID."""
         staff_id = f"S-{next(self._ids)}"
         self.staff.setdefault(club_id, {})[staff_id] = {
             "id": staff_id,
@@ -180,7 +181,9 @@ def _user_problems(user: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="A fake generic_json partner.")
+    parser = argparse.ArgumentParser(
+        prog="python -m adapters.fakes.generic_json", description="A fake generic_json partner."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9102)
     parser.add_argument("--token-env", required=True, help="variable holding the bearer token")

@@ -8,9 +8,16 @@ exit code: 0 when the targets are met, 1 when one is missed.
                         running ingress; first its two baselines on the same
                         machine (a bare aiohttp handler, raw confirmed
                         publishing to a quorum queue); then the ratios.
+    hub bench e2e       N records through a hub the bench starts itself
+                        (its own namespace) to a fake partner: records/s and
+                        latency from post to partner, lost and duplicated,
+                        CPU per record per process; first the bare chain
+                        (publish, consume, PUT, ack) and then the ratio.
 
-The baselines run before the ingress, so that a router still draining the
-ingress's records to the database does not slow them down.
+The baselines run before what they are the baselines of, so that a router
+still draining records to the database does not slow them down. `e2e` is
+imported only when it runs: it loads the fake partners, which the hub's own
+processes must never import.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import argparse
 import sys
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 from hub.bench import eventloop
 from hub.bench.bare import PATH, bare_server
@@ -85,6 +93,71 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     ingress.add_argument("--skip-baselines", action="store_true", help="measure the ingress only")
     ingress.add_argument("--json", action="store_true", help="print the report as JSON")
+    _configure_e2e(benchmarks)
+
+
+def _configure_e2e(benchmarks: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    e2e = benchmarks.add_parser(
+        "e2e",
+        help="records/s, latency and losses from post to partner, against the bare chain",
+        description=(
+            "Start a hub (own namespace, schema and tenancy; removed afterwards) and a fake "
+            "generic_json partner, post N distinct records through the hub, and report "
+            "records/s and p50/p99 from post to the partner, lost and duplicated records, and "
+            "the CPU each record costs in each process; first the bare chain (publish with "
+            "confirms, consume, PUT to the same fake, ack) and then the ratio. Uses the "
+            "machine's RabbitMQ and PostgreSQL (HUB_AMQP_URL, HUB_DATABASE_URL). "
+            "Exits 1 when a target is missed."
+        ),
+    )
+    number = _positive(int)
+    e2e.add_argument("-n", "--records", type=number, default=5000, help="records (%(default)s)")
+    e2e.add_argument(
+        "-c", "--connections", type=number, default=64, help="connections (%(default)s)"
+    )
+    e2e.add_argument(
+        "--rate",
+        type=_positive(float),
+        help="offered records/s, sent on a schedule (open loop); default: closed loop",
+    )
+    e2e.add_argument(
+        "--processes", type=number, default=1, help="load-generator processes (%(default)s)"
+    )
+    e2e.add_argument(
+        "--warmup",
+        type=_not_negative,
+        default=200,
+        help="records sent through each chain first, not measured (%(default)s)",
+    )
+    e2e.add_argument(
+        "--partner-concurrency",
+        type=number,
+        default=32,
+        help="the partner's concurrency in the tenancy: deliveries at once (%(default)s)",
+    )
+    e2e.add_argument(
+        "--split",
+        action="store_true",
+        help="run `hub ingress`, `hub router` and `hub deliver` as three processes, "
+        "not `hub run`: each one's CPU is read apart",
+    )
+    e2e.add_argument(
+        "--hub-log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help="the hub's log level; its log goes to a file (%(default)s)",
+    )
+    e2e.add_argument(
+        "--timeout", type=_positive(float), default=30.0, help="seconds per post (%(default)s)"
+    )
+    e2e.add_argument(
+        "--wait",
+        type=_positive(float),
+        default=60.0,
+        help="seconds to wait for the last records at the partner (%(default)s)",
+    )
+    e2e.add_argument("--skip-baseline", action="store_true", help="do not run the bare chain")
+    e2e.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -135,7 +208,41 @@ def ingress(args: argparse.Namespace, settings: Settings) -> Report:
     return Report(run_id, setup, paths)
 
 
-_BENCHMARKS: dict[str, Callable[[argparse.Namespace, Settings], Report]] = {"ingress": ingress}
+def end_to_end(args: argparse.Namespace, settings: Settings) -> Printable:
+    """The bare chain (unless skipped), then N records through a hub of the bench's own."""
+    from hub.bench.e2e import Options, e2e
+
+    options = Options(
+        records=args.records,
+        connections=args.connections,
+        rate=args.rate,
+        processes=args.processes,
+        timeout=args.timeout,
+        wait=args.wait,
+        warmup=args.warmup,
+        concurrency=args.partner_concurrency,
+        split=args.split,
+        log_level=args.hub_log_level,
+        baseline=not args.skip_baseline,
+    )
+    return e2e(options, settings)
+
+
+class Printable(Protocol):
+    """What a benchmark returns: a report that prints as text or JSON, and a verdict."""
+
+    @property
+    def passed(self) -> bool: ...
+
+    def text(self) -> str: ...
+
+    def json(self) -> str: ...
+
+
+_BENCHMARKS: dict[str, Callable[[argparse.Namespace, Settings], Printable]] = {
+    "ingress": ingress,
+    "e2e": end_to_end,
+}
 
 
 def default_url(address: Address) -> str:
@@ -148,6 +255,16 @@ def default_url(address: Address) -> str:
 
 def _progress(message: str) -> None:
     print(f"hub bench: {message}", file=sys.stderr, flush=True)
+
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:

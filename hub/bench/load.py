@@ -7,8 +7,10 @@ latency runs from the scheduled send time, so a slow server cannot hide its
 queueing by slowing the generator (coordinated omission). Either way at most
 `connections` keep-alive connections are open, through one session.
 
-An answer is OK only if it is a 200 whose body holds `<uuid>`. This module
-never retries: a failure is counted, not repeated.
+An answer is OK only if it is a 200 whose body holds `<uuid>`; for each OK
+record the sample keeps when its post started (`Sample.sent`, by record
+index), so that `hub bench e2e` can follow the record to the partner. This
+module never retries: a failure is counted, not repeated.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ class Load:
     timeout: float = 30.0
 
 
-async def drive(load: Load, bodies: Sequence[bytes]) -> Sample:
-    """Post every body to `load.url` and measure; the clock starts here."""
+async def drive(load: Load, bodies: Sequence[bytes], first: int = 0) -> Sample:
+    """Post every body to `load.url` and measure; the clock starts here.
+
+    Body k is record `first + k`: that is its index in `Sample.sent`.
+    """
     connector = aiohttp.TCPConnector(limit=load.connections, keepalive_timeout=60)
     async with aiohttp.ClientSession(
         connector=connector,
@@ -49,11 +54,13 @@ async def drive(load: Load, bodies: Sequence[bytes]) -> Sample:
         poster = _Poster(session, load)
         started = time.monotonic()
         if load.rate is None:
-            await _closed_loop(poster, bodies, load.connections)
+            await _closed_loop(poster, bodies, first, load.connections)
         else:
-            await _open_loop(poster, bodies, load.rate, load.offset)
+            await _open_loop(poster, bodies, first, load.rate, load.offset)
         finished = time.monotonic()
-    return Sample(len(bodies), poster.latencies, poster.failures, started, finished)
+    return Sample(
+        len(bodies), poster.latencies, poster.failures, started, finished, sent=poster.sent
+    )
 
 
 class _Poster:
@@ -68,8 +75,11 @@ class _Poster:
         }
         self.latencies: list[float] = []
         self.failures: Counter[str] = Counter()
+        self.sent: dict[int, float] = {}
+        # perf_counter() + this = monotonic(), the clock other processes read too.
+        self._to_monotonic = time.monotonic() - time.perf_counter()
 
-    async def post(self, body: bytes, since: float) -> None:
+    async def post(self, index: int, body: bytes, since: float) -> None:
         try:
             async with self._session.post(self._url, data=body, headers=self._headers) as answer:
                 status = answer.status
@@ -79,23 +89,28 @@ class _Poster:
             return
         if status == 200 and b"<uuid>" in content:
             self.latencies.append(time.perf_counter() - since)
+            self.sent[index] = since + self._to_monotonic
         elif status == 200:
             self.failures["200 without <uuid>"] += 1
         else:
             self.failures[str(status)] += 1
 
 
-async def _closed_loop(poster: _Poster, bodies: Sequence[bytes], connections: int) -> None:
-    pending = iter(bodies)
+async def _closed_loop(
+    poster: _Poster, bodies: Sequence[bytes], first: int, connections: int
+) -> None:
+    pending = enumerate(bodies, first)
 
     async def client() -> None:
-        for body in pending:
-            await poster.post(body, time.perf_counter())
+        for index, body in pending:
+            await poster.post(index, body, time.perf_counter())
 
     await asyncio.gather(*(client() for _ in range(connections)))
 
 
-async def _open_loop(poster: _Poster, bodies: Sequence[bytes], rate: float, offset: float) -> None:
+async def _open_loop(
+    poster: _Poster, bodies: Sequence[bytes], first: int, rate: float, offset: float
+) -> None:
     start = time.perf_counter() + offset
     sends: list[asyncio.Task[None]] = []
     for i, body in enumerate(bodies):
@@ -103,5 +118,5 @@ async def _open_loop(poster: _Poster, bodies: Sequence[bytes], rate: float, offs
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        sends.append(asyncio.create_task(poster.post(body, due)))
+        sends.append(asyncio.create_task(poster.post(first + i, body, due)))
     await asyncio.gather(*sends)

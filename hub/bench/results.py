@@ -21,7 +21,10 @@ class Sample:
     """One process's measurements on one path.
 
     `started` and `finished` are `time.monotonic()` readings, which on Linux
-    and macOS share one clock across the processes of a machine.
+    and macOS share one clock across the processes of a machine. `sent` maps
+    the index of each record answered OK to when its post started (or was
+    due, open loop), on that same clock; `cpu` is the CPU seconds the
+    process spent measuring.
     """
 
     records: int
@@ -29,6 +32,8 @@ class Sample:
     failures: Counter[str] = field(default_factory=Counter)
     started: float = 0.0
     finished: float = 0.0
+    sent: dict[int, float] = field(default_factory=dict)
+    cpu: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

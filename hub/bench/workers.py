@@ -13,7 +13,8 @@ import gc
 import multiprocessing
 import queue
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
@@ -52,6 +53,15 @@ class _Share:
 
 def measure(path: str, plan: Plan) -> PathResult:
     """Run `plan` against its URL and merge what every process measured."""
+    return combine(path, samples(path, plan), plan.rate)
+
+
+def samples(path: str, plan: Plan, on_start: Callable[[], object] | None = None) -> list[Sample]:
+    """Run `plan` against its URL: what each process measured, unmerged.
+
+    `on_start` is called as the processes start their clocks (after start-up
+    and body building), for a caller that measures something alongside.
+    """
     shares = split(plan)
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(len(shares) + 1)
@@ -69,14 +79,15 @@ def measure(path: str, plan: Plan) -> PathResult:
             barrier.wait(_READY_WITHIN)
         except threading.BrokenBarrierError as exc:
             raise HubError(f"{path}: load generators did not start: {_drain(results)}") from exc
-        samples = _collect(path, results, workers)
+        if on_start is not None:
+            on_start()
+        return _collect(path, results, workers)
     finally:
         for worker in workers:
             worker.join(5)
             if worker.is_alive():
                 worker.terminate()
                 worker.join()
-    return combine(path, samples, plan.rate)
 
 
 def split(plan: Plan) -> list[_Share]:
@@ -115,7 +126,10 @@ def _work(share: _Share, barrier: Barrier, results: Queue[Sample | str]) -> None
     except threading.BrokenBarrierError:
         return  # another process failed and said why
     try:
-        results.put(eventloop.run(drive(share.load, bodies)))
+        cpu = time.process_time()
+        sample = eventloop.run(drive(share.load, bodies, share.indices.start))
+        sample.cpu = time.process_time() - cpu
+        results.put(sample)
     except Exception as exc:  # reported to the parent, which raises it
         results.put(f"{type(exc).__name__}: {exc}")
 

@@ -24,6 +24,8 @@ from hub.router import RouterService
 from hub.settings import Settings
 from hub.store.pool import Pool
 from hub.tenancy import Tenancy, parse
+from hub.wiring import topology
+from tests.conftest import AMQP_URL, delete_topology
 from tests.fixtures_tenancy import ENV, INTOUCH_ID, INTOUCH_KEY, TENANCY_TOML
 
 TOKEN = "partner-token"
@@ -109,9 +111,12 @@ class DeliveryHub:
     async def __aexit__(self, *exc: object) -> None:
         for component in reversed(self._components):
             await component.stop()
+        self._components = []
         for partner in self.partners.values():
             if partner.fake is not None:
                 await partner.fake.stop()
+        if self.tenancy is not None:  # the partners' queues and tiers too
+            await delete_topology(AMQP_URL, topology(self.settings, self.tenancy))
 
     async def post(self, endpoint: str, body: bytes, *, key: str = INTOUCH_KEY) -> str:
         """Save as intouch, or as the provider whose key is given (a partner's key is its name)."""
