@@ -1,0 +1,87 @@
+"""A hub process killed with SIGKILL in the middle of deliveries: delivered, not duplicated."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from adapters.fakes.generic_json import FakeGenericJson
+from hub.settings import Settings
+from hub.tenancy import load
+from hub.wiring import topology
+from tests.conftest import AMQP_URL, delete_topology, eventually
+from tests.delivery.conftest import TOKEN, Partner, prospect_xml
+from tests.fixtures_tenancy import INTOUCH_KEY, TENANCY_TOML
+from tests.integration.test_process import environment, free_port
+
+AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
+
+
+async def start_hub(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "run", env=env, stderr=subprocess.DEVNULL
+    )
+    async with aiohttp.ClientSession() as http:
+
+        async def ready() -> bool:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, within=30)
+    return process
+
+
+async def test_sigkill_mid_delivery_loses_and_duplicates_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    fake = FakeGenericJson(TOKEN)
+    url = await fake.start()
+    fake.delay = 0.5  # deliveries are in flight when the kill comes
+    partner = Partner("crm", ["user.save"])
+    tenancy = tmp_path / "tenancy.toml"
+    text = partner.toml(url) + TENANCY_TOML
+    text = text.replace(
+        'ids.clubos = { client = "A1", club = "77" }',
+        'ids.clubos = { client = "A1", club = "77" }\n  ids.crm = { client = "C1", club = "K1" }',
+    ).replace('provider = "clubos"', 'provider = "crm"')
+    tenancy.write_text(text)
+    port = free_port()
+    env = environment(settings, port) | {
+        "HUB_TENANCY_FILE": str(tenancy),
+        "HUB_TEST_PARTNER_TOKEN": TOKEN,
+        "HUB_RETRY_TIERS": "1,2",
+    }
+    first = await start_hub(env, port)
+    second: asyncio.subprocess.Process | None = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            for n in range(20):
+                body = prospect_xml(f"K-{n}")
+                async with http.post(
+                    f"http://127.0.0.1:{port}/connector/api/2011-11/user", data=body, headers=AUTH
+                ) as r:
+                    assert r.status == 200
+        await eventually(lambda: asyncio.sleep(0, len(fake.requests) >= 3))
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        assert len(fake.users) < 20, "all delivered before the kill: nothing was tested"
+
+        second = await start_hub(env, port)
+        await fake.wait_for_users(20, timeout=60)
+        assert max(fake.creates.values()) == 1
+        assert len(fake.creates) == 20
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(process.wait(), 30)
+        await fake.stop()
+        await delete_topology(AMQP_URL, topology(settings, load(tenancy, env)))
