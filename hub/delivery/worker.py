@@ -33,7 +33,7 @@ from hub.errors import PermanentError, TransientError
 from hub.records import StoredRecord
 from hub.store import deliveries, records
 from hub.store.deliveries import Attempt
-from hub.store.pool import Pool
+from hub.store.pool import DatabaseError, Pool
 from hub.tenancy import Tenancy
 
 log = structlog.get_logger(__name__)
@@ -61,6 +61,9 @@ class PartnerWorker:
         probe = await self._breaker.admit()
         try:
             delivered = await self._handle(job, incoming.attempt)
+        except DatabaseError:
+            self._breaker.done(probe)  # says nothing of the partner's health
+            raise
         except TransientError as exc:
             self._breaker.failed(probe, str(exc))
             raise
