@@ -11,6 +11,14 @@
     report.py     the table, the ratios and the verdict, as text or JSON
     eventloop.py  uvloop when it is installed
 
-A benchmark only measures: it never starts or reconfigures RabbitMQ, and it
-removes any queue it declares.
+    e2e.py        `hub bench e2e`: the order of a run, from post to partner
+    stage.py      the hub it runs: namespace, schema, tenancy, processes, clean-up
+    partner.py    the fake generic_json partner in its own process, timing arrivals
+    chain.py      the bare-chain baseline: publish, consume, PUT, ack
+    tally.py      sent vs arrived: latency, lost, duplicated (pure)
+    cpu.py        CPU time per process group from /proc
+    e2e_report.py the flows, CPU per record per process, the verdict
+
+A benchmark only measures: it never starts or reconfigures RabbitMQ or
+PostgreSQL, and it removes every queue, exchange and schema it creates.
 """

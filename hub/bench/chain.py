@@ -130,10 +130,12 @@ class Chain:
         await queue.consume(self._deliver)
 
     async def _close(self) -> None:
+        # The consumer goes first, so that deleting the queue does not cancel it.
+        for connection in reversed(self._connections[1:]):
+            await connection.close()
         if self._connections:
             await _delete(self._connections[0], self._queue)
-        for connection in reversed(self._connections):
-            await connection.close()
+            await self._connections[0].close()
         if self._http is not None:
             await self._http.close()
 

@@ -46,6 +46,7 @@ PARTNER = "fake partner"
 LOAD = "load generator"
 BENCH = "bench (this process)"
 CHAIN = "bare chain (this process)"
+OTHERS = "other processes"
 
 _POLL = 0.05
 _CHAIN_IN_FLIGHT = 100
@@ -104,7 +105,7 @@ def _bare(
     settings: Settings, namespace: str, partner: Partner, token: str, options: Options
 ) -> Flow:
     _progress(f"{BARE}: {options.records} records, {_CHAIN_IN_FLIGHT} in flight")
-    meter = cpu.Meter({CHAIN: cpu.pids(os.getpid()), **_services(partner)})
+    meter = cpu.Meter({CHAIN: cpu.pids(os.getpid()), **_services(partner)}, OTHERS)
     users = f"{partner.url}/clubs/{stage.RECEIVER_IDS[1]}/users"
     chain = Chain(
         settings.amqp_urls,
@@ -138,7 +139,8 @@ def _through_hub(
             **{names[n]: cpu.pids(pid) for n, pid in hub.pids.items()},
             **_services(partner),
             BENCH: cpu.pids(os.getpid()),
-        }
+        },
+        OTHERS,
     )
     if options.warmup:
         _progress(f"warm-up: {options.warmup} records through the hub")
@@ -165,7 +167,7 @@ def _through_hub(
     return got, flow, arrivals.statuses
 
 
-def _services(partner: Partner) -> dict[str, cpu.Finder]:
+def _services(partner: Partner) -> dict[str, cpu.Group]:
     return {
         RABBITMQ: cpu.named("beam.smp"),
         POSTGRESQL: cpu.named("postgres"),

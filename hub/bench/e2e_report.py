@@ -24,7 +24,7 @@ E2E = "end to end"
 BARE = "bare chain"
 ANSWERS = "ingress answer"
 
-OTHER = "kernel and the rest"
+OTHER = "kernel, ended processes"
 MACHINE = "machine (all cores)"
 
 MIN_RATE = 1000.0

@@ -81,10 +81,14 @@ def partner_process(token: str) -> Iterator[Partner]:
     process.start()
     theirs.close()
     try:
-        if not ours.poll(_START_WITHIN):
+        try:
+            url = ours.recv() if ours.poll(_START_WITHIN) else None
+        except EOFError:
+            url = None
+        if url is None:
             raise HubError(f"the fake partner did not start within {_START_WITHIN:g} s")
         assert process.pid is not None
-        yield Partner(ours.recv(), process.pid, ours)
+        yield Partner(url, process.pid, ours)
     finally:
         with suppress(OSError):
             ours.send("stop")

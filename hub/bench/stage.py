@@ -208,17 +208,21 @@ def free_port() -> int:
 def _start(settings: Settings, caller: Caller, staging: Staging, log: Path) -> RunningHub:
     env = hub_env(settings, staging.token, os.environ)
     commands = SPLIT if staging.split else ONE
-    processes: dict[str, subprocess.Popen[bytes]] = {}
+    hub = RunningHub(settings, caller, {}, log)
     with log.open("ab") as sink:
-        for name, command in commands.items():
-            processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "hub", "--log-level", staging.log_level, command],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-    return RunningHub(settings, caller, processes, log)
+        try:
+            for name, command in commands.items():
+                hub.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "hub", "--log-level", staging.log_level, command],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                )
+        except OSError:
+            hub.stop()  # those already started
+            raise
+    return hub
 
 
 async def _ready(hub: RunningHub, shape: Topology, tenancy: Tenancy) -> None:
@@ -260,7 +264,8 @@ async def _consumers(connection: AbstractConnection, name: str) -> int:
         return 0
     finally:
         if not channel.is_closed:
-            await channel.close()
+            with suppress(*CONNECT_ERRORS):
+                await channel.close()
 
 
 async def _clean(settings: Settings, shape: Topology) -> None:
