@@ -77,11 +77,10 @@ class PartnerWorker:
 
     async def _handle(self, job: DeliveryJob, attempt: int) -> bool:
         """Deliver the record's latest version; False if the partner had it already."""
-        async with deliveries.exclusive(self._pool, self._partner, job.uuid) as connection:
-            record = await records.get(self._pool, job.uuid)
+        async with deliveries.delivering(self._pool, self._partner, job.uuid) as delivery:
+            record, standing = await delivery.load()
             if record is None:
                 raise PermanentError(f"record {job.uuid} is not in the store")
-            standing = await deliveries.standing(connection, self._partner, job.uuid)
             if standing.delivered_version >= record.version:
                 log.info(
                     "already delivered",
@@ -91,36 +90,36 @@ class PartnerWorker:
                     delivered=standing.delivered_version,
                 )
                 return False
-            result = await self._deliver(record, standing.partner_id, attempt)
-            await deliveries.delivered(
-                connection, self._partner, record.uuid, result.partner_id, record.version
-            )
-            return True
+            started = time.perf_counter()
+            try:
+                result = await self._save(record, standing.partner_id)
+            except PartnerError as exc:
+                failure = exc
+                await delivery.finish(self._attempt(record, attempt, started, exc), None)
+            else:
+                done = self._attempt(record, attempt, started, None, result.notes)
+                await delivery.finish(done, result.partner_id)
+                return True
+        # Raised after the commit, so that the failed attempt is kept.
+        if isinstance(failure, TransientPartnerError):
+            raise TransientError(failure.message, retry_after=failure.retry_after) from failure
+        raise PermanentError(
+            f"{self._partner} answered {failure.status}: {failure.message}"
+        ) from failure
 
-    async def _deliver(
-        self, record: StoredRecord, partner_id: str | None, attempt: int
-    ) -> SaveResult:
+    async def _save(self, record: StoredRecord, partner_id: str | None) -> SaveResult:
+        """Map the owner and lead source (lists and creates count as the attempt), then save."""
         club = self._club(record)
         extras = self._extras(record)
-        started = time.perf_counter()
-        try:
-            # Lists and creates at the partner (mappings) count as part of the attempt.
-            user = outbound.build(
-                record,
-                partner_id=partner_id,
-                extras=extras,
-                owner_id=await self._owner(record, club) if "owner" in extras else None,
-                **(await self._lead_source(record, club) if "lead_source" in extras else {}),
-                idempotency_key=f"{record.uuid}:{self._partner}:{record.version}",
-            )
-            result = await self._adapter.save_user(club, user)
-        except PartnerError as exc:
-            await self._log(record, attempt, started, exc)
-            if isinstance(exc, TransientPartnerError):
-                raise TransientError(exc.message, retry_after=exc.retry_after) from exc
-            raise PermanentError(f"{self._partner} answered {exc.status}: {exc.message}") from exc
-        await self._log(record, attempt, started, None, result.notes)
-        return result
+        user = outbound.build(
+            record,
+            partner_id=partner_id,
+            extras=extras,
+            owner_id=await self._owner(record, club) if "owner" in extras else None,
+            **(await self._lead_source(record, club) if "lead_source" in extras else {}),
+            idempotency_key=f"{record.uuid}:{self._partner}:{record.version}",
+        )
+        return await self._adapter.save_user(club, user)
 
     def _club(self, record: StoredRecord) -> ClubRef:
         client = self._tenancy.clients.get(record.client)
@@ -167,14 +166,15 @@ class PartnerWorker:
             "lead_source_name": name,
         }
 
-    async def _log(
+    def _attempt(
         self,
         record: StoredRecord,
         attempt: int,
         started: float,
         error: PartnerError | None,
         notes: Sequence[str] = (),
-    ) -> None:
+    ) -> Attempt:
+        """The attempt's row, logged as one line."""
         latency = round((time.perf_counter() - started) * 1000, 2)
         outcome = (
             "delivered"
@@ -207,4 +207,4 @@ class PartnerWorker:
             latency_ms=latency,
             error=row.error,
         )
-        await deliveries.log_attempt(self._pool, row)
+        return row

@@ -183,7 +183,7 @@ async def _upsert(connection: Connection, inbound: Inbound) -> Applied:
     return Applied(outcome, row["version"], inbound.uuid)
 
 
-_COLUMNS = (
+COLUMNS = (
     "uuid, kind, provider, client, club, client_id, club_id, record_id, body, version,"
     " created_by, created_at, modified_by, modified_at"
 )
@@ -200,7 +200,7 @@ async def find(
     """The provider's records with this recordID, narrowed by client and club if given."""
     async with database_errors():
         rows = await pool.fetch(
-            f"SELECT {_COLUMNS} FROM records WHERE provider = $1 AND kind = $2"
+            f"SELECT {COLUMNS} FROM records WHERE provider = $1 AND kind = $2"
             " AND record_id = $3 AND ($4::text IS NULL OR client_id = $4)"
             " AND ($5::text IS NULL OR club_id = $5) ORDER BY client_id, club_id",
             provider,
@@ -209,7 +209,7 @@ async def find(
             client_id,
             club_id,
         )
-    return [_record(r) for r in rows]
+    return [row_to_record(r) for r in rows]
 
 
 async def in_club(
@@ -218,23 +218,23 @@ async def in_club(
     """Every record of this kind that the provider saved for one club."""
     async with database_errors():
         rows = await pool.fetch(
-            f"SELECT {_COLUMNS} FROM records WHERE provider = $1 AND kind = $2"
+            f"SELECT {COLUMNS} FROM records WHERE provider = $1 AND kind = $2"
             " AND client_id = $3 AND club_id = $4 ORDER BY record_id",
             provider,
             kind.value,
             client_id,
             club_id,
         )
-    return [_record(r) for r in rows]
+    return [row_to_record(r) for r in rows]
 
 
 async def get(pool: Pool, record_uuid: uuid.UUID) -> StoredRecord | None:
     async with database_errors():
-        row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM records WHERE uuid = $1", record_uuid)
-    return None if row is None else _record(row)
+        row = await pool.fetchrow(f"SELECT {COLUMNS} FROM records WHERE uuid = $1", record_uuid)
+    return None if row is None else row_to_record(row)
 
 
-def _record(row: asyncpg.Record) -> StoredRecord:
+def row_to_record(row: asyncpg.Record) -> StoredRecord:
     return StoredRecord(
         uuid=row["uuid"],
         kind=Kind(row["kind"]),
