@@ -38,12 +38,14 @@ class Router:
         self._tenancy = tenancy
         self._topology = topology
         self._publisher = publisher
+        self._receivers = frozenset(p.name for p in tenancy.receivers())
 
     async def handle(self, incoming: Incoming) -> None:
         # One transaction per batch; a redelivered batch skips the saves already applied.
         saves = decode_batch(incoming.body)
         jobs: list[DeliveryJob] = []
-        for save, applied in zip(saves, await records.apply(self._pool, saves), strict=True):
+        applied_all = await records.apply(self._pool, saves, self._receivers)
+        for save, applied in zip(saves, applied_all, strict=True):
             log.info(
                 "stored",
                 uuid=str(applied.uuid),

@@ -45,6 +45,7 @@ def content_hash(inbound: Inbound) -> bytes:
 
 
 _UPSERT = """
+WITH old AS (SELECT version FROM records WHERE uuid = $1)
 INSERT INTO records AS r (uuid, kind, provider, client, club, client_id, club_id,
                           record_id, body, content_sha256, received_at, created_by, modified_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $3, $3)
@@ -60,12 +61,18 @@ ON CONFLICT (uuid) DO UPDATE SET
     modified_by = CASE WHEN r.content_sha256 <> EXCLUDED.content_sha256
                        THEN EXCLUDED.modified_by ELSE r.modified_by END
 WHERE r.received_at < EXCLUDED.received_at
-RETURNING version, (xmax = 0) AS created
+RETURNING version, (xmax = 0) AS created, (SELECT version FROM old) AS old_version
 """
 
 
-async def apply(pool: Pool, saves: Sequence[Inbound]) -> list[Applied]:
-    """Store a batch of saves in one transaction; idempotent under redelivery."""
+async def apply(
+    pool: Pool, saves: Sequence[Inbound], receivers: frozenset[str] | None = None
+) -> list[Applied]:
+    """Store a batch of saves in one transaction; idempotent under redelivery.
+
+    `receivers` are the providers the hub delivers to (None: any may be): only
+    their saves can be of records the hub created there (two-way sync).
+    """
     async with database_errors(), pool.acquire() as connection, connection.transaction():
         # Serialise saves of one record across routers, so that the version check holds;
         # every batch takes its locks in one order, so that two batches cannot deadlock.
@@ -74,16 +81,19 @@ async def apply(pool: Pool, saves: Sequence[Inbound]) -> list[Applied]:
             " (SELECT DISTINCT hashtext(u) AS k FROM unnest($1::text[]) AS u ORDER BY k) AS l",
             [str(save.uuid) for save in saves],
         )
-        return [await _apply_one(connection, save) for save in saves]
+        return [await _apply_one(connection, save, receivers) for save in saves]
 
 
-async def _apply_one(connection: Connection, inbound: Inbound) -> Applied:
+async def _apply_one(
+    connection: Connection, inbound: Inbound, receivers: frozenset[str] | None
+) -> Applied:
     known = await connection.fetchrow(
         "SELECT version, uuid FROM receipts WHERE message_id = $1", inbound.message_id
     )
     if known is not None:
         return Applied("redelivered", known["version"], known["uuid"])
-    linked = await _linked(connection, inbound)
+    linkable = receivers is None or inbound.provider in receivers
+    linked = await _linked(connection, inbound) if linkable else None
     if linked is None:
         applied = await _upsert(connection, inbound)
     else:
@@ -156,9 +166,6 @@ async def _update_linked(connection: Connection, inbound: Inbound, linked: uuid.
 
 
 async def _upsert(connection: Connection, inbound: Inbound) -> Applied:
-    before = await connection.fetchrow(
-        "SELECT version, content_sha256 FROM records WHERE uuid = $1", inbound.uuid
-    )
     digest = content_hash(inbound)
     row = await connection.fetchrow(
         _UPSERT,
@@ -174,12 +181,14 @@ async def _upsert(connection: Connection, inbound: Inbound) -> Applied:
         digest,
         inbound.received_at,
     )
-    if row is None:
-        assert before is not None
-        return Applied("stale", before["version"], inbound.uuid)
-    if row["created"] or before is None:
+    if row is None:  # an older save than the one stored: nothing written
+        version = await connection.fetchval(
+            "SELECT version FROM records WHERE uuid = $1", inbound.uuid
+        )
+        return Applied("stale", version, inbound.uuid)
+    if row["created"] or row["old_version"] is None:
         return Applied("created", row["version"], inbound.uuid)
-    outcome: Outcome = "changed" if before["content_sha256"] != digest else "unchanged"
+    outcome: Outcome = "changed" if row["version"] > row["old_version"] else "unchanged"
     return Applied(outcome, row["version"], inbound.uuid)
 
 
