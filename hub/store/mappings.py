@@ -2,7 +2,7 @@
 
 A cached list is `{normalised key: partner id}` per partner, club and kind,
 with the time it was fetched. `refreshing()` lets one worker at a time
-refresh one list (a session advisory lock).
+refresh one list (a transaction advisory lock).
 """
 
 from __future__ import annotations
@@ -67,12 +67,10 @@ async def refreshing(
     pool: Pool, partner: str, client_id: str, club_id: str, kind: str
 ) -> AsyncIterator[None]:
     key = f"list:{partner}:{client_id}:{club_id}:{kind}"
-    async with database_errors(), pool.acquire() as connection:
-        await connection.execute("SELECT pg_advisory_lock(hashtext($1))", key)
-        try:
-            yield
-        finally:
-            await connection.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+    # A transaction lock: released by the commit, or by the connection if the task dies.
+    async with database_errors(), pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+        yield
 
 
 async def gap(pool: Pool, partner: str, client_id: str, club_id: str, kind: str, key: str) -> None:
