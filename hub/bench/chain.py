@@ -25,6 +25,7 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from hub.bench.publish import delete_queue
 from hub.broker.connection import CONNECT_ERRORS, Nodes
 
 log = structlog.get_logger(__name__)
@@ -134,7 +135,7 @@ class Chain:
         for connection in reversed(self._connections[1:]):
             await connection.close()
         if self._connections:
-            await _delete(self._connections[0], self._queue)
+            await delete_queue(self._connections[0], self._queue)
             await self._connections[0].close()
         if self._http is not None:
             await self._http.close()
@@ -194,17 +195,3 @@ class Chain:
         self._settled += 1
         if self._settled >= self._wanted:
             self._all_settled.set()
-
-
-async def _delete(connection: AbstractConnection, name: str) -> None:
-    try:
-        async with asyncio.timeout(10):
-            channel = await connection.channel()
-            await channel.queue_delete(name)
-            await channel.close()
-    except (TimeoutError, *CONNECT_ERRORS) as exc:
-        log.warning(
-            "could not delete the bare chain's queue: delete it by hand",
-            queue=name,
-            error=repr(exc),
-        )

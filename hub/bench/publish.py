@@ -42,7 +42,7 @@ async def publish(
         try:
             return await _publish_all(channel.default_exchange, name, records, in_flight, size)
         finally:
-            await _delete(connection, name)
+            await delete_queue(connection, name)
     finally:
         await connection.close()
 
@@ -79,7 +79,7 @@ async def _publish_all(
     return sample
 
 
-async def _delete(connection: AbstractConnection, name: str) -> None:
+async def delete_queue(connection: AbstractConnection, name: str) -> None:
     """Delete the queue on a fresh channel: the publishing one may have been closed by an error."""
     try:
         async with asyncio.timeout(10):
@@ -88,5 +88,5 @@ async def _delete(connection: AbstractConnection, name: str) -> None:
             await channel.close()
     except (TimeoutError, *CONNECT_ERRORS) as exc:
         log.warning(
-            "could not delete the benchmark queue: delete it by hand", queue=name, error=repr(exc)
+            "could not delete a benchmark queue: delete it by hand", queue=name, error=repr(exc)
         )
