@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +29,8 @@ from hub.ingress.app import BASE, IngressService
 from hub.router import RouterService
 from hub.runner import serve
 from hub.settings import Settings
+from hub.store import mappings
+from hub.store.pool import create_pool
 from hub.tenancy import Tenancy
 
 SENDER_KEY = "demo-intouch-key"
@@ -109,11 +112,22 @@ class DemoTraffic:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def _forget_partner_lists(self) -> None:
+        """The fakes start empty each run: the lists cached from an earlier run are wrong."""
+        pool = await create_pool(self._settings.database_url, self._settings.namespace, max_size=1)
+        try:
+            await mappings.forget(pool, list(self._partners.fakes))
+        finally:
+            await pool.close()
+
     async def _run(self) -> None:
         address = self._settings.ingress_addr
         base = f"http://{address.host}:{address.port}{BASE}"
         identifier = self._tenancy.providers["intouch"].identifier
-        prospect = PROSPECT.read_bytes()
+        # A new prospect each run: an unchanged re-save would go to nobody.
+        run = time.strftime("%Y%m%d-%H%M%S")
+        prospect = PROSPECT.read_bytes().replace(b"R-000001", f"R-{run}".encode())
+        await self._forget_partner_lists()
         headers = {"Authorization": f"Bearer {SENDER_KEY}", "Content-Type": "application/xml"}
         async with aiohttp.ClientSession() as http:
             for path, body in (

@@ -85,3 +85,9 @@ async def gap(pool: Pool, partner: str, client_id: str, club_id: str, kind: str,
             kind,
             key,
         )
+
+
+async def forget(pool: Pool, partners: list[str]) -> None:
+    """Drop the cached lists of these partners (they are fetched again on the next miss)."""
+    async with database_errors():
+        await pool.execute("DELETE FROM partner_lists WHERE partner = ANY($1::text[])", partners)
