@@ -35,6 +35,14 @@ class DatabaseError(TransientError):
     """The database could not be reached or did not answer in time."""
 
 
+async def _keep(connection: asyncpg.Connection) -> None:
+    """Reset on release only what can be left: the hub keeps no session state (its
+    advisory locks are transaction locks), so asyncpg's full reset would be a round
+    trip per checkout for nothing; a transaction left open (a cancelled task) is not."""
+    if connection.is_in_transaction():
+        await connection.reset()
+
+
 async def _init(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
         "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
@@ -49,6 +57,7 @@ async def create_pool(url: str, namespace: str, *, min_size: int = 1, max_size: 
             min_size=min_size,
             max_size=max_size,
             init=_init,
+            reset=_keep,
             timeout=5,
             command_timeout=30,
             server_settings={"search_path": namespace, "application_name": "hub"},
