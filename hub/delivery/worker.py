@@ -11,7 +11,9 @@ become TransientError (retry, honouring Retry-After) or PermanentError
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Sequence
 
 import structlog
@@ -29,7 +31,7 @@ from hub.delivery import outbound
 from hub.delivery.breaker import Breaker
 from hub.delivery.job import DeliveryJob
 from hub.delivery.mapping import Mapper
-from hub.errors import PermanentError, TransientError
+from hub.errors import HubError, PermanentError, TransientError
 from hub.records import StoredRecord
 from hub.store import deliveries, records
 from hub.store.deliveries import Attempt
@@ -39,8 +41,13 @@ from hub.tenancy import Tenancy
 log = structlog.get_logger(__name__)
 
 
+_Waiting = tuple[DeliveryJob, int, "asyncio.Future[bool]"]
+
+
 class PartnerWorker:
     """Delivers jobs from one partner's queue through that partner's adapter."""
+
+    max_batch = 32
 
     def __init__(
         self, adapter: Adapter, tenancy: Tenancy, pool: Pool, mapper: Mapper, breaker: Breaker
@@ -51,6 +58,9 @@ class PartnerWorker:
         self._tenancy = tenancy
         self._pool = pool
         self._mapper = mapper
+        self._waiting: list[_Waiting] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._one_batch_at_a_time = asyncio.Lock()
 
     async def handle(self, incoming: Incoming) -> None:
         job = DeliveryJob.decode(incoming.body)
@@ -76,36 +86,98 @@ class PartnerWorker:
             self._breaker.done(probe)
 
     async def _handle(self, job: DeliveryJob, attempt: int) -> bool:
-        """Deliver the record's latest version; False if the partner had it already."""
-        async with deliveries.delivering(self._pool, self._partner, job.uuid) as delivery:
-            record, standing = await delivery.load()
-            if record is None:
-                raise PermanentError(f"record {job.uuid} is not in the store")
-            if standing.delivered_version >= record.version:
-                log.info(
-                    "already delivered",
-                    partner=self._partner,
-                    uuid=str(job.uuid),
-                    version=record.version,
-                    delivered=standing.delivered_version,
-                )
-                return False
-            started = time.perf_counter()
+        """Deliver the record's latest version; False if the partner had it already.
+
+        Jobs that arrive while a batch is being delivered are delivered together:
+        one transaction (locks, one read, one write) and one commit for all.
+        """
+        waiting: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, attempt, waiting))
+        if len(self._waiting) == 1:
+            self._flushes.add(flush := asyncio.create_task(self._flush()))
+            flush.add_done_callback(self._flushes.discard)
+        return await waiting
+
+    async def _flush(self) -> None:
+        async with self._one_batch_at_a_time:
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            if self._waiting:  # more than a batch: the next flush takes the rest
+                self._flushes.add(more := asyncio.create_task(self._flush()))
+                more.add_done_callback(self._flushes.discard)
+            if not batch:
+                return
             try:
-                result = await self._save(record, standing.partner_id)
-            except PartnerError as exc:
-                failure = exc
-                await delivery.finish(self._attempt(record, attempt, started, exc), None)
+                outcomes = await self._deliver_batch(batch)
+            except BaseException as exc:
+                for _, _, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            for (_, _, waiting), outcome in zip(batch, outcomes, strict=True):
+                if waiting.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    waiting.set_exception(outcome)
+                else:
+                    waiting.set_result(outcome)
+
+    async def _deliver_batch(self, batch: list[_Waiting]) -> list[bool | BaseException]:
+        uuids = sorted({job.uuid for job, _, _ in batch})
+        async with deliveries.delivering_many(self._pool, self._partner, uuids) as tx:
+            loaded = await tx.load(uuids)
+            seen: set[uuid.UUID] = set()
+            firsts = []
+            for job, _, _ in batch:
+                firsts.append(job.uuid not in seen)
+                seen.add(job.uuid)
+            results = await asyncio.gather(
+                *(
+                    self._one(job, attempt, loaded.get(job.uuid), first)
+                    for (job, attempt, _), first in zip(batch, firsts, strict=True)
+                ),
+                return_exceptions=True,
+            )
+            await tx.finish([r[1] for r in results if isinstance(r, tuple) and r[1] is not None])
+        # Raised after the commit, so that failed attempts are kept.
+        return [r[0] if isinstance(r, tuple) else r for r in results]
+
+    async def _one(
+        self,
+        job: DeliveryJob,
+        attempt: int,
+        loaded: tuple[StoredRecord, deliveries.Standing] | None,
+        first: bool,
+    ) -> tuple[bool | BaseException, tuple[Attempt, str | None] | None]:
+        """One job of a batch: its outcome, and its attempt to write (if one was made)."""
+        if loaded is None:
+            raise PermanentError(f"record {job.uuid} is not in the store")
+        record, standing = loaded
+        if not first or standing.delivered_version >= record.version:
+            log.info(
+                "already delivered",
+                partner=self._partner,
+                uuid=str(job.uuid),
+                version=record.version,
+                delivered=standing.delivered_version,
+            )
+            return False, None
+        started = time.perf_counter()
+        try:
+            result = await self._save(record, standing.partner_id)
+        except PartnerError as failure:
+            tried = self._attempt(record, attempt, started, failure)
+            if isinstance(failure, TransientPartnerError):
+                error: HubError = TransientError(failure.message, retry_after=failure.retry_after)
             else:
-                done = self._attempt(record, attempt, started, None, result.notes)
-                await delivery.finish(done, result.partner_id)
-                return True
-        # Raised after the commit, so that the failed attempt is kept.
-        if isinstance(failure, TransientPartnerError):
-            raise TransientError(failure.message, retry_after=failure.retry_after) from failure
-        raise PermanentError(
-            f"{self._partner} answered {failure.status}: {failure.message}"
-        ) from failure
+                error = PermanentError(
+                    f"{self._partner} answered {failure.status}: {failure.message}"
+                )
+            error.__cause__ = failure
+            return error, (tried, None)
+        done = self._attempt(record, attempt, started, None, result.notes)
+        return True, (done, result.partner_id)
 
     async def _save(self, record: StoredRecord, partner_id: str | None) -> SaveResult:
         """Map the owner and lead source (lists and creates count as the attempt), then save."""
