@@ -162,20 +162,13 @@ class Consumer:
         headers = dict(message.headers or {})
         attempt = _attempt(headers)
         incoming = Incoming(message.body, message.message_id, attempt, headers)
-        budget = self._retry
         try:
-            async for trying in AsyncRetrying(
-                retry=retry_if_exception(lambda e: _soon_enough(e, budget.seconds)),
-                stop=stop_after_attempt(budget.attempts) | stop_after_delay(budget.seconds),
-                wait=_honour_retry_after(
-                    wait_exponential(multiplier=budget.first_wait, max=budget.max_wait)
-                    + wait_random(0, budget.first_wait),
-                    budget.seconds,
-                ),
-                reraise=True,
-            ):
-                with trying:
-                    await self._handler(incoming)
+            try:
+                await self._handler(incoming)  # the common case pays for no retry machinery
+            except TransientError as first:
+                if not _soon_enough(first, self._retry.seconds) or self._retry.attempts < 2:
+                    raise
+                await self._retry_in_process(incoming, first)
         except PermanentError as exc:
             await self._dead_letter(message, str(exc))
         except TransientError as exc:
@@ -187,6 +180,23 @@ class Consumer:
             await message.nack(requeue=True)
         else:
             await message.ack()
+
+    async def _retry_in_process(self, incoming: Incoming, first: TransientError) -> None:
+        """The quick retries after a first transient failure: tenacity, with a stop and a budget."""
+        budget = self._retry
+        await asyncio.sleep(min(max(budget.first_wait, first.retry_after or 0.0), budget.seconds))
+        async for trying in AsyncRetrying(
+            retry=retry_if_exception(lambda e: _soon_enough(e, budget.seconds)),
+            stop=stop_after_attempt(budget.attempts - 1) | stop_after_delay(budget.seconds),
+            wait=_honour_retry_after(
+                wait_exponential(multiplier=budget.first_wait, max=budget.max_wait)
+                + wait_random(0, budget.first_wait),
+                budget.seconds,
+            ),
+            reraise=True,
+        ):
+            with trying:
+                await self._handler(incoming)
 
     async def _retry_later(
         self, message: AbstractIncomingMessage, attempt: int, exc: TransientError
