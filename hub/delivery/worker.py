@@ -108,13 +108,15 @@ class PartnerWorker:
                 return
             try:
                 outcomes = await self._deliver_batch(batch)
-            except BaseException as exc:
+            except Exception as exc:
                 for _, _, waiting in batch:
                     if not waiting.done():
                         waiting.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
                 return
+            except BaseException:  # cancelled: the jobs stay unacked and come back
+                for _, _, waiting in batch:
+                    waiting.cancel()
+                raise
             for (_, _, waiting), outcome in zip(batch, outcomes, strict=True):
                 if waiting.done():
                     continue
