@@ -44,6 +44,15 @@ log = structlog.get_logger(__name__)
 _Waiting = tuple[DeliveryJob, int, "asyncio.Future[bool]"]
 
 
+def _settle(waiting: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+    if waiting.done():  # its handler was cancelled meanwhile
+        return
+    if isinstance(outcome, BaseException):
+        waiting.set_exception(outcome)
+    else:
+        waiting.set_result(outcome)
+
+
 class PartnerWorker:
     """Delivers jobs from one partner's queue through that partner's adapter."""
 
@@ -107,23 +116,15 @@ class PartnerWorker:
             if not batch:
                 return
             try:
-                outcomes = await self._deliver_batch(batch)
+                outcomes: list[bool | BaseException] = await self._deliver_batch(batch)
             except Exception as exc:
-                for _, _, waiting in batch:
-                    if not waiting.done():
-                        waiting.set_exception(exc)
-                return
+                outcomes = [exc] * len(batch)
             except BaseException:  # cancelled: the jobs stay unacked and come back
                 for _, _, waiting in batch:
                     waiting.cancel()
                 raise
             for (_, _, waiting), outcome in zip(batch, outcomes, strict=True):
-                if waiting.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    waiting.set_exception(outcome)
-                else:
-                    waiting.set_result(outcome)
+                _settle(waiting, outcome)
 
     async def _deliver_batch(self, batch: list[_Waiting]) -> list[bool | BaseException]:
         uuids = sorted({job.uuid for job, _, _ in batch})
