@@ -44,27 +44,6 @@ def content_hash(inbound: Inbound) -> bytes:
     return hashlib.sha256(canonical.encode()).digest()
 
 
-_UPSERT = """
-WITH old AS (SELECT version FROM records WHERE uuid = $1)
-INSERT INTO records AS r (uuid, kind, provider, client, club, client_id, club_id,
-                          record_id, body, content_sha256, received_at, created_by, modified_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $3, $3)
-ON CONFLICT (uuid) DO UPDATE SET
-    body = EXCLUDED.body,
-    content_sha256 = EXCLUDED.content_sha256,
-    version = r.version + (r.content_sha256 <> EXCLUDED.content_sha256)::int,
-    received_at = EXCLUDED.received_at,
-    client = EXCLUDED.client,
-    club = EXCLUDED.club,
-    modified_at = CASE WHEN r.content_sha256 <> EXCLUDED.content_sha256
-                       THEN now() ELSE r.modified_at END,
-    modified_by = CASE WHEN r.content_sha256 <> EXCLUDED.content_sha256
-                       THEN EXCLUDED.modified_by ELSE r.modified_by END
-WHERE r.received_at < EXCLUDED.received_at
-RETURNING version, (xmax = 0) AS created, (SELECT version FROM old) AS old_version
-"""
-
-
 async def apply(
     pool: Pool, saves: Sequence[Inbound], receivers: frozenset[str] | None = None
 ) -> list[Applied]:
@@ -95,9 +74,8 @@ async def _apply_one(
     linkable = receivers is None or inbound.provider in receivers
     linked = await _linked(connection, inbound) if linkable else None
     if linked is None:
-        applied = await _upsert(connection, inbound)
-    else:
-        applied = await _update_linked(connection, inbound, linked)
+        return await _store(connection, inbound)
+    applied = await _update_linked(connection, inbound, linked)
     if applied.changed:
         # The sender has this version already: never deliver it back (no echo).
         await connection.execute(
@@ -113,6 +91,73 @@ async def _apply_one(
         applied.outcome,
     )
     return applied
+
+
+# The common path in one statement: the upsert (version +1 only when the content
+# changed, nothing when an older save arrives late), "the sender has this version"
+# (so that it is never echoed back), and the receipt.
+_STORE = """
+WITH old AS (SELECT version FROM records WHERE uuid = $1),
+up AS (
+    INSERT INTO records AS r (uuid, kind, provider, client, club, client_id, club_id,
+                              record_id, body, content_sha256, received_at, created_by,
+                              modified_by)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $3, $3)
+    ON CONFLICT (uuid) DO UPDATE SET
+        body = EXCLUDED.body,
+        content_sha256 = EXCLUDED.content_sha256,
+        version = r.version + (r.content_sha256 <> EXCLUDED.content_sha256)::int,
+        received_at = EXCLUDED.received_at,
+        client = EXCLUDED.client,
+        club = EXCLUDED.club,
+        modified_at = CASE WHEN r.content_sha256 <> EXCLUDED.content_sha256
+                           THEN now() ELSE r.modified_at END,
+        modified_by = CASE WHEN r.content_sha256 <> EXCLUDED.content_sha256
+                           THEN EXCLUDED.modified_by ELSE r.modified_by END
+    WHERE r.received_at < EXCLUDED.received_at
+    RETURNING version, (xmax = 0) AS created
+),
+outcome AS (
+    SELECT up.version,
+           CASE WHEN up.created OR (SELECT version FROM old) IS NULL THEN 'created'
+                WHEN up.version > (SELECT version FROM old) THEN 'changed'
+                ELSE 'unchanged' END AS outcome
+      FROM up
+    UNION ALL
+    SELECT (SELECT version FROM old), 'stale' WHERE NOT EXISTS (SELECT 1 FROM up)
+),
+sender_has_it AS (
+    INSERT INTO deliveries (partner, uuid, partner_id, delivered_version, delivered_at)
+    SELECT $3, $1, $8, version, now() FROM outcome WHERE outcome IN ('created', 'changed')
+    ON CONFLICT (partner, uuid) DO UPDATE SET
+        delivered_version = GREATEST(deliveries.delivered_version, EXCLUDED.delivered_version)
+),
+receipt AS (
+    INSERT INTO receipts (message_id, uuid, received_at, version, outcome)
+    SELECT $12, $1, $11, version, outcome FROM outcome
+)
+SELECT version, outcome FROM outcome
+"""
+
+
+async def _store(connection: Connection, inbound: Inbound) -> Applied:
+    row = await connection.fetchrow(
+        _STORE,
+        inbound.uuid,
+        inbound.kind.value,
+        inbound.provider,
+        inbound.client,
+        inbound.club,
+        inbound.client_id,
+        inbound.club_id,
+        inbound.record_id,
+        inbound.body,
+        content_hash(inbound),
+        inbound.received_at,
+        inbound.message_id,
+    )
+    assert row is not None  # outcome always has one row
+    return Applied(row["outcome"], row["version"], inbound.uuid)
 
 
 _SENDER_HAS_IT = """
@@ -163,33 +208,6 @@ async def _update_linked(connection: Connection, inbound: Inbound, linked: uuid.
         return Applied("stale", before["version"], linked)
     outcome: Outcome = "changed" if before["content_sha256"] != digest else "unchanged"
     return Applied(outcome, row["version"], linked)
-
-
-async def _upsert(connection: Connection, inbound: Inbound) -> Applied:
-    digest = content_hash(inbound)
-    row = await connection.fetchrow(
-        _UPSERT,
-        inbound.uuid,
-        inbound.kind.value,
-        inbound.provider,
-        inbound.client,
-        inbound.club,
-        inbound.client_id,
-        inbound.club_id,
-        inbound.record_id,
-        inbound.body,
-        digest,
-        inbound.received_at,
-    )
-    if row is None:  # an older save than the one stored: nothing written
-        version = await connection.fetchval(
-            "SELECT version FROM records WHERE uuid = $1", inbound.uuid
-        )
-        return Applied("stale", version, inbound.uuid)
-    if row["created"] or row["old_version"] is None:
-        return Applied("created", row["version"], inbound.uuid)
-    outcome: Outcome = "changed" if row["version"] > row["old_version"] else "unchanged"
-    return Applied(outcome, row["version"], inbound.uuid)
 
 
 COLUMNS = (
