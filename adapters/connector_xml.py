@@ -243,20 +243,10 @@ class ConnectorXmlAdapter(Adapter):
 
 
 @dataclass(slots=True)
-class _Answer:
-    """A 2xx answer, read strictly: anything unexpected is a PermanentPartnerError."""
+class _Answer(http.Answer):
+    """The partner's answer, parsed."""
 
-    what: str
-    status: int
-    raw: bytes
     root: etree._Element | None = None
-
-    def nonsense(self, problem: str) -> PermanentPartnerError:
-        return PermanentPartnerError(
-            f"{self.what}: {problem}",
-            status=self.status,
-            answer=self.raw.decode("utf-8", "replace"),
-        )
 
     def uuid(self) -> str:
         """The partner's UUID from `<response><uuid>`."""

@@ -33,7 +33,6 @@ from adapters.base import (
     LeadSource,
     OutboundUser,
     PartnerConfig,
-    PermanentPartnerError,
     SaveResult,
     StaffMember,
 )
@@ -168,20 +167,10 @@ class GenericJsonAdapter(Adapter):
 
 
 @dataclass(slots=True)
-class _Answer:
-    """A 2xx answer, read strictly: anything unexpected is a PermanentPartnerError."""
+class _Answer(http.Answer):
+    """The partner's answer, parsed."""
 
-    what: str
-    status: int
-    raw: bytes
     data: Any = None
-
-    def nonsense(self, problem: str) -> PermanentPartnerError:
-        return PermanentPartnerError(
-            f"{self.what}: {problem}",
-            status=self.status,
-            answer=self.raw.decode("utf-8", "replace"),
-        )
 
     def object(self) -> dict[str, Any]:
         if not isinstance(self.data, dict):

@@ -17,6 +17,7 @@ import datetime
 import email.utils
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -167,3 +168,19 @@ async def _read(response: aiohttp.ClientResponse) -> bytes:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(slots=True)
+class Answer:
+    """A 2xx answer, read strictly: anything unexpected is a PermanentPartnerError."""
+
+    what: str
+    status: int
+    raw: bytes
+
+    def nonsense(self, problem: str) -> PermanentPartnerError:
+        return PermanentPartnerError(
+            f"{self.what}: {problem}",
+            status=self.status,
+            answer=self.raw.decode("utf-8", "replace"),
+        )
