@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,26 +16,9 @@ from hub.wiring import topology
 from tests.conftest import AMQP_URL, delete_topology, eventually
 from tests.delivery.conftest import TOKEN, Partner, prospect_xml
 from tests.fixtures_tenancy import INTOUCH_KEY, TENANCY_TOML
-from tests.integration.test_process import environment, free_port
+from tests.integration.test_process import environment, free_port, start_hub
 
 AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
-
-
-async def start_hub(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hub", "run", env=env, stderr=subprocess.DEVNULL
-    )
-    async with aiohttp.ClientSession() as http:
-
-        async def ready() -> bool:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(ready, within=30)
-    return process
 
 
 async def test_sigkill_mid_delivery_loses_and_duplicates_nothing(

@@ -43,24 +43,29 @@ def environment(settings: Settings, port: int) -> dict[str, str]:
     }
 
 
+async def start_hub(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
+    """`hub run` as a process, once its /readyz answers 200."""
+    # Not a pipe: nobody reads it, and a full pipe would block the hub's logging.
+    process = await asyncio.create_subprocess_exec(*HUB, "run", env=env, stderr=subprocess.DEVNULL)
+    async with aiohttp.ClientSession() as http:
+
+        async def ready() -> bool:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, within=30)
+    return process
+
+
 @pytest.fixture
 async def hub_process(settings: Settings) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        *HUB, "run", env=environment(settings, port), stderr=subprocess.PIPE
-    )
+    process = await start_hub(environment(settings, port), port)
     root = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http:
-
-            async def ready() -> bool:
-                try:
-                    async with http.get(f"{root}/readyz") as r:
-                        return r.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await eventually(ready, within=30)
         yield process, root
     finally:
         if process.returncode is None:
