@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.broker.topology import parse_tiers
+from hub.broker.topology import DEFAULT_TIERS, parse_tiers
 from hub.errors import ConfigError
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -52,7 +52,7 @@ class Settings:
     publish_timeout: float = 5.0
     router_prefetch: int = 64
     shutdown_grace: float = 10.0
-    retry_tiers: tuple[int, ...] = (10, 60, 600, 3600)
+    retry_tiers: tuple[int, ...] = DEFAULT_TIERS
     mapping_ttl: float = 3600.0
     breaker_threshold: int = 5
     breaker_cooldown: float = 10.0
