@@ -88,6 +88,7 @@ class Tenancy:
     clients: Mapping[str, Client]
     _by_key: Mapping[str, Provider]
     _clubs: Mapping[tuple[str, str, str], Club]
+    _named: Mapping[tuple[str, str], Club]
 
     def authenticate(self, key: str) -> Provider | None:
         """The provider whose API key this is, or None."""
@@ -101,6 +102,10 @@ class Tenancy:
     def club(self, provider: str, client_id: str, club_id: str) -> Club | None:
         """The club that `provider` calls (client_id, club_id), if it is connected."""
         return self._clubs.get((provider, client_id, club_id))
+
+    def named_club(self, client: str, club: str) -> Club | None:
+        """The club by the names the tenancy gives the client and the club."""
+        return self._named.get((client, club))
 
     def receivers(self) -> tuple[Provider, ...]:
         """The providers the hub delivers to (those with an adapter)."""
@@ -153,6 +158,7 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Tenancy:
         clients=MappingProxyType(clients),
         _by_key=MappingProxyType(by_key),
         _clubs=MappingProxyType(clubs),
+        _named=MappingProxyType({(c.client, c.name): c for k in clients.values() for c in k.clubs}),
     )
 
 

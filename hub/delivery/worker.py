@@ -197,8 +197,7 @@ class PartnerWorker:
         return await self._adapter.save_user(club, user)
 
     def _club(self, record: StoredRecord) -> ClubRef:
-        client = self._tenancy.clients.get(record.client)
-        club = next((c for c in client.clubs if c.name == record.club), None) if client else None
+        club = self._tenancy.named_club(record.client, record.club)
         ids = club.ids.get(self._partner) if club else None
         if ids is None:
             raise PermanentError(

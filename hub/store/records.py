@@ -39,9 +39,13 @@ class Applied:
         return self.outcome in ("created", "changed")
 
 
-def content_hash(inbound: Inbound) -> bytes:
-    canonical = json.dumps(inbound.body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).digest()
+def canonical_json(inbound: Inbound) -> str:
+    """The body as stored and hashed: sorted keys, no spaces."""
+    return json.dumps(inbound.body, sort_keys=True, separators=(",", ":"))
+
+
+def content_hash(inbound: Inbound, canonical: str | None = None) -> bytes:
+    return hashlib.sha256((canonical or canonical_json(inbound)).encode()).digest()
 
 
 async def apply(
@@ -51,6 +55,10 @@ async def apply(
 
     `receivers` are the providers the hub delivers to (None: any may be): only
     their saves can be of records the hub created there (two-way sync).
+
+    A handful of statements per batch, not per save: the receipts and the links
+    are read for the whole batch, and consecutive saves of distinct records are
+    stored by one statement; saves of one record are applied in their order.
     """
     async with database_errors(), pool.acquire() as connection, connection.transaction():
         # Serialise saves of one record across routers, so that the version check holds;
@@ -60,21 +68,62 @@ async def apply(
             " (SELECT DISTINCT hashtext(u) AS k FROM unnest($1::text[]) AS u ORDER BY k) AS l",
             [str(save.uuid) for save in saves],
         )
-        return [await _apply_one(connection, save, receivers) for save in saves]
+        known = await _receipts(connection, saves)
+        fresh = [save for save in saves if save.message_id not in known]
+        linkable = [
+            save
+            for save in fresh
+            if save.kind is Kind.USER and (receivers is None or save.provider in receivers)
+        ]
+        links = await _links(connection, linkable) if linkable else {}
+        applied: dict[uuid.UUID, Applied] = dict(known)
+        group: dict[uuid.UUID, Inbound] = {}  # by record: one save of each per statement
+        for save in fresh:
+            linked = links.get(save.message_id)
+            if linked is None and save.uuid not in group:
+                group[save.uuid] = save
+                continue
+            applied |= await _store(connection, list(group.values()))
+            group = {}
+            if linked is None:
+                group[save.uuid] = save
+            else:
+                applied[save.message_id] = await _apply_linked(connection, save, linked)
+        applied |= await _store(connection, list(group.values()))
+        return [applied[save.message_id] for save in saves]
 
 
-async def _apply_one(
-    connection: Connection, inbound: Inbound, receivers: frozenset[str] | None
-) -> Applied:
-    known = await connection.fetchrow(
-        "SELECT version, uuid FROM receipts WHERE message_id = $1", inbound.message_id
+async def _receipts(connection: Connection, saves: Sequence[Inbound]) -> dict[uuid.UUID, Applied]:
+    """The saves of this batch that were applied before (a redelivered message)."""
+    rows = await connection.fetch(
+        "SELECT message_id, version, uuid FROM receipts WHERE message_id = ANY($1::uuid[])",
+        [save.message_id for save in saves],
     )
-    if known is not None:
-        return Applied("redelivered", known["version"], known["uuid"])
-    linkable = receivers is None or inbound.provider in receivers
-    linked = await _linked(connection, inbound) if linkable else None
-    if linked is None:
-        return await _store(connection, inbound)
+    return {r["message_id"]: Applied("redelivered", r["version"], r["uuid"]) for r in rows}
+
+
+async def _links(connection: Connection, saves: Sequence[Inbound]) -> dict[uuid.UUID, uuid.UUID]:
+    """By message id: the hub's record that the sender knows by the save's recordID,
+    because the hub created it there (two-way sync)."""
+    rows = await connection.fetch(
+        "SELECT i.message_id, l.uuid"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[])"
+        "      AS i(message_id, provider, record_id, uuid, client, club)"
+        " CROSS JOIN LATERAL ("
+        "   SELECT d.uuid FROM deliveries AS d JOIN records AS r USING (uuid)"
+        "    WHERE d.partner = i.provider AND d.partner_id = i.record_id AND d.uuid <> i.uuid"
+        "      AND r.client = i.client AND r.club = i.club AND r.kind = 'user' LIMIT 1) AS l",
+        [s.message_id for s in saves],
+        [s.provider for s in saves],
+        [s.record_id for s in saves],
+        [s.uuid for s in saves],
+        [s.client for s in saves],
+        [s.club for s in saves],
+    )
+    return {r["message_id"]: r["uuid"] for r in rows}
+
+
+async def _apply_linked(connection: Connection, inbound: Inbound, linked: uuid.UUID) -> Applied:
     applied = await _update_linked(connection, inbound, linked)
     if applied.changed:
         # The sender has this version already: never deliver it back (no echo).
@@ -93,16 +142,26 @@ async def _apply_one(
     return applied
 
 
-# The common path in one statement: the upsert (version +1 only when the content
-# changed, nothing when an older save arrives late), "the sender has this version"
-# (so that it is never echoed back), and the receipt.
+# Saves of distinct records in one statement: the upsert (version +1 only when the
+# content changed, nothing when an older save arrives late), "the sender has this
+# version" (so that it is never echoed back), and the receipt. Every CTE sees the
+# table as it was before the statement: `old` is each record's version before.
 _STORE = """
-WITH old AS (SELECT version FROM records WHERE uuid = $1),
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],
+                         $11::timestamptz[], $12::uuid[])
+        AS i(uuid, kind, provider, client, club, client_id, club_id, record_id, body,
+             content_sha256, received_at, message_id)
+),
+old AS (SELECT r.uuid, r.version FROM records AS r JOIN input USING (uuid)),
 up AS (
     INSERT INTO records AS r (uuid, kind, provider, client, club, client_id, club_id,
                               record_id, body, content_sha256, received_at, created_by,
                               modified_by)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $3, $3)
+    SELECT uuid, kind, provider, client, club, client_id, club_id, record_id, body::jsonb,
+           content_sha256, received_at, provider, provider
+      FROM input
     ON CONFLICT (uuid) DO UPDATE SET
         body = EXCLUDED.body,
         content_sha256 = EXCLUDED.content_sha256,
@@ -115,49 +174,54 @@ up AS (
         modified_by = CASE WHEN r.content_sha256 <> EXCLUDED.content_sha256
                            THEN EXCLUDED.modified_by ELSE r.modified_by END
     WHERE r.received_at < EXCLUDED.received_at
-    RETURNING version, (xmax = 0) AS created
+    RETURNING r.uuid, r.version, (xmax = 0) AS created
 ),
 outcome AS (
-    SELECT up.version,
-           CASE WHEN up.created OR (SELECT version FROM old) IS NULL THEN 'created'
-                WHEN up.version > (SELECT version FROM old) THEN 'changed'
+    SELECT i.uuid, i.provider, i.record_id, i.received_at, i.message_id,
+           coalesce(up.version, old.version) AS version,
+           CASE WHEN up.uuid IS NULL THEN 'stale'
+                WHEN up.created OR old.version IS NULL THEN 'created'
+                WHEN up.version > old.version THEN 'changed'
                 ELSE 'unchanged' END AS outcome
-      FROM up
-    UNION ALL
-    SELECT (SELECT version FROM old), 'stale' WHERE NOT EXISTS (SELECT 1 FROM up)
+      FROM input AS i LEFT JOIN up USING (uuid) LEFT JOIN old USING (uuid)
 ),
 sender_has_it AS (
     INSERT INTO deliveries (partner, uuid, partner_id, delivered_version, delivered_at)
-    SELECT $3, $1, $8, version, now() FROM outcome WHERE outcome IN ('created', 'changed')
+    SELECT provider, uuid, record_id, version, now() FROM outcome
+     WHERE outcome IN ('created', 'changed')
     ON CONFLICT (partner, uuid) DO UPDATE SET
         delivered_version = GREATEST(deliveries.delivered_version, EXCLUDED.delivered_version)
 ),
 receipt AS (
     INSERT INTO receipts (message_id, uuid, received_at, version, outcome)
-    SELECT $12, $1, $11, version, outcome FROM outcome
+    SELECT message_id, uuid, received_at, version, outcome FROM outcome
 )
-SELECT version, outcome FROM outcome
+SELECT message_id, uuid, version, outcome FROM outcome
 """
 
 
-async def _store(connection: Connection, inbound: Inbound) -> Applied:
-    row = await connection.fetchrow(
+async def _store(connection: Connection, saves: Sequence[Inbound]) -> dict[uuid.UUID, Applied]:
+    """Store saves of distinct records, in one statement; by message id, what each did."""
+    if not saves:
+        return {}
+    bodies = [canonical_json(save) for save in saves]
+    rows = await connection.fetch(
         _STORE,
-        inbound.uuid,
-        inbound.kind.value,
-        inbound.provider,
-        inbound.client,
-        inbound.club,
-        inbound.client_id,
-        inbound.club_id,
-        inbound.record_id,
-        inbound.body,
-        content_hash(inbound),
-        inbound.received_at,
-        inbound.message_id,
+        [s.uuid for s in saves],
+        [s.kind.value for s in saves],
+        [s.provider for s in saves],
+        [s.client for s in saves],
+        [s.club for s in saves],
+        [s.client_id for s in saves],
+        [s.club_id for s in saves],
+        [s.record_id for s in saves],
+        bodies,
+        [content_hash(s, body) for s, body in zip(saves, bodies, strict=True)],
+        [s.received_at for s in saves],
+        [s.message_id for s in saves],
     )
-    assert row is not None  # outcome always has one row
-    return Applied(row["outcome"], row["version"], inbound.uuid)
+    assert len(rows) == len(saves)  # outcome has one row per input row
+    return {r["message_id"]: Applied(r["outcome"], r["version"], r["uuid"]) for r in rows}
 
 
 _SENDER_HAS_IT = """
@@ -166,23 +230,6 @@ VALUES ($1, $2, $3, $4, now())
 ON CONFLICT (partner, uuid) DO UPDATE SET
     delivered_version = GREATEST(deliveries.delivered_version, EXCLUDED.delivered_version)
 """
-
-
-async def _linked(connection: Connection, inbound: Inbound) -> uuid.UUID | None:
-    """The hub's record that the sender knows by this recordID, because the hub created it there."""
-    if inbound.kind is not Kind.USER:
-        return None
-    found: uuid.UUID | None = await connection.fetchval(
-        "SELECT d.uuid FROM deliveries AS d JOIN records AS r USING (uuid)"
-        " WHERE d.partner = $1 AND d.partner_id = $2 AND d.uuid <> $3"
-        " AND r.client = $4 AND r.club = $5 AND r.kind = 'user' LIMIT 1",
-        inbound.provider,
-        inbound.record_id,
-        inbound.uuid,
-        inbound.client,
-        inbound.club,
-    )
-    return found
 
 
 async def _update_linked(connection: Connection, inbound: Inbound, linked: uuid.UUID) -> Applied:

@@ -75,3 +75,24 @@ async def test_concurrent_batches_of_the_same_records_do_not_deadlock(pool: Pool
     assert sum(len(r) for r in results) == 80
     count = await pool.fetchval("SELECT count(*) FROM records")
     assert count == 20
+
+
+async def test_a_batch_of_several_records_keeps_each_records_order(pool: Pool) -> None:
+    await outcomes(pool, save("Old", 10, "R-2"))
+    assert await outcomes(
+        pool,
+        save("Ada", 1, "R-1"),
+        save("Late", 5, "R-2"),
+        save("Bea", 2, "R-3"),
+        save("Augusta", 3, "R-1"),
+        save("Bea", 4, "R-3"),
+    ) == [("created", 1), ("stale", 1), ("created", 1), ("changed", 2), ("unchanged", 1)]
+    rows = await pool.fetch("SELECT outcome FROM receipts ORDER BY received_at")
+    assert [r["outcome"] for r in rows] == [
+        "created",  # R-1 at 1
+        "created",  # R-3 at 2
+        "changed",  # R-1 at 3
+        "unchanged",  # R-3 at 4
+        "stale",  # R-2 at 5, after the save at 10
+        "created",  # R-2 at 10
+    ]
