@@ -2,13 +2,15 @@
 
 Consumes the inbox, stores each batch (`store.records.apply`), then publishes
 a delivery job to each partner subscribed for a record whose content changed
-(`delivery.fanout`), confirmed, before it acks. It never talks HTTP, and
+(`delivery.fanout`), one message per partner for the batch, confirmed,
+before it acks. It never talks HTTP, and
 never acks a message before its records are committed and its jobs confirmed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import structlog
 
@@ -16,7 +18,7 @@ from hub.broker.connection import Nodes
 from hub.broker.consumer import Consumer, Incoming
 from hub.broker.publisher import Publisher
 from hub.broker.topology import Topology
-from hub.delivery import fanout
+from hub.delivery import fanout, job
 from hub.delivery.job import DeliveryJob
 from hub.message import Inbound, decode_batch
 from hub.settings import Settings
@@ -31,6 +33,8 @@ log = structlog.get_logger(__name__)
 class Router:
     """Stores what arrives in the inbox and sends it on to subscribers."""
 
+    max_jobs = 100  # per message
+
     def __init__(
         self, pool: Pool, tenancy: Tenancy, topology: Topology, publisher: Publisher
     ) -> None:
@@ -43,7 +47,8 @@ class Router:
     async def handle(self, incoming: Incoming) -> None:
         # One transaction per batch; a redelivered batch skips the saves already applied.
         saves = decode_batch(incoming.body)
-        jobs: list[DeliveryJob] = []
+        # By partner, then record: a record saved twice in the batch is one job, its latest.
+        jobs: dict[str, dict[uuid.UUID, DeliveryJob]] = {}
         applied_all = await records.apply(self._pool, saves, self._receivers)
         for save, applied in zip(saves, applied_all, strict=True):
             log.info(
@@ -58,19 +63,28 @@ class Router:
             if applied.changed or applied.outcome == "redelivered":
                 # Redelivered: its jobs may not have been confirmed before a crash. A job
                 # twice is harmless, the worker skips a version already delivered.
-                jobs += self._jobs(save, applied)
-        await asyncio.gather(*(self._send(job) for job in jobs))
+                for target in self._targets(save):
+                    jobs.setdefault(target, {})[applied.uuid] = DeliveryJob(
+                        applied.uuid, target, applied.version
+                    )
+        await asyncio.gather(
+            *(
+                self._send(partner_jobs[i : i + self.max_jobs])
+                for partner_jobs in (list(by_record.values()) for by_record in jobs.values())
+                for i in range(0, len(partner_jobs), self.max_jobs)
+            )
+        )
 
-    def _jobs(self, save: Inbound, applied: records.Applied) -> list[DeliveryJob]:
+    def _targets(self, save: Inbound) -> list[str]:
         targets = fanout.targets(self._tenancy, save.client, save.kind, save.provider, save.body)
-        return [DeliveryJob(applied.uuid, t.partner, applied.version) for t in targets]
+        return [t.partner for t in targets]
 
-    async def _send(self, job: DeliveryJob) -> None:
+    async def _send(self, jobs: list[DeliveryJob]) -> None:
         await self._publisher.publish(
             self._topology.deliver_exchange.name,
-            job.partner,
-            job.encode(),
-            message_id=job.message_id,
+            jobs[0].partner,
+            job.encode(jobs),
+            message_id=job.message_id(jobs),
         )
 
 

@@ -12,6 +12,8 @@
                                   reason in `x-hub-reason`, confirmed, then ack
     any other exception (bug)  -> logged, nack with requeue: the delivery limit
                                   ends it in the dead-letter queue
+    PartsFailed                -> each failed part, as a message of its own, as
+                                  above; then ack (nack if a part was not moved)
 
 `Consumer.run()` reconnects after a lost connection until asked to stop, and
 then drains: it cancels the consumer and waits for the messages in hand.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,20 @@ class Incoming:
 
 
 Handler = Callable[[Incoming], Awaitable[None]]
+
+
+class PartsFailed(Exception):
+    """Raised by a handler when some parts of a message of several parts failed.
+
+    Each failed part is a message of its own from then on: retried in process,
+    then sent to a delay tier or the dead letters alone. The message itself is
+    acked once every failed part has been moved (nacked, to come back whole, if
+    one could not be).
+    """
+
+    def __init__(self, parts: Sequence[tuple[Incoming, Exception]]) -> None:
+        super().__init__(f"{len(parts)} part(s) failed")
+        self.parts = list(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +176,33 @@ class Consumer:
 
     async def _settle(self, message: AbstractIncomingMessage) -> None:
         headers = dict(message.headers or {})
-        attempt = _attempt(headers)
-        incoming = Incoming(message.body, message.message_id, attempt, headers)
+        incoming = Incoming(message.body, message.message_id, _attempt(headers), headers)
+        error = await self._try(incoming)
+        if isinstance(error, PartsFailed):
+            moved = await asyncio.gather(
+                *(self._settle_part(part, exc, message.content_type) for part, exc in error.parts)
+            )
+            # A part that could not be moved: the whole message comes back (its other parts
+            # are done, and a job done is skipped).
+            await (message.ack() if all(moved) else message.nack(requeue=True))
+        elif error is None:
+            await message.ack()
+        elif isinstance(error, PermanentError | TransientError):
+            await (
+                message.ack()
+                if await self._move(incoming, error, message.content_type)
+                else message.nack(requeue=True)
+            )
+        else:
+            # A bug, not the message's fault as far as we know: requeue, and let the
+            # queue's delivery limit dead-letter it if it keeps failing.
+            log.error(
+                "handler failed", role=self._name, message_id=message.message_id, exc_info=error
+            )
+            await message.nack(requeue=True)
+
+    async def _try(self, incoming: Incoming) -> Exception | None:
+        """Run the handler (retrying a transient failure in process); what it raised last."""
         try:
             try:
                 await self._handler(incoming)  # the common case pays for no retry machinery
@@ -169,17 +210,23 @@ class Consumer:
                 if not _soon_enough(first, self._retry.seconds) or self._retry.attempts < 2:
                     raise
                 await self._retry_in_process(incoming, first)
-        except PermanentError as exc:
-            await self._dead_letter(message, str(exc))
-        except TransientError as exc:
-            await self._retry_later(message, attempt, exc)
-        except Exception:
-            # A bug, not the message's fault as far as we know: requeue, and let the
-            # queue's delivery limit dead-letter it if it keeps failing.
-            log.exception("handler failed", role=self._name, message_id=message.message_id)
-            await message.nack(requeue=True)
-        else:
-            await message.ack()
+        except Exception as exc:
+            return exc
+        return None
+
+    async def _settle_part(
+        self, part: Incoming, error: Exception, content_type: str | None
+    ) -> bool:
+        """A failed part of a message, from now on a message of its own; False: not moved."""
+        if isinstance(error, TransientError):
+            last = await self._try(part) if _soon_enough(error, self._retry.seconds) else error
+            if last is None:
+                return True
+            error = last
+        if isinstance(error, PermanentError | TransientError):
+            return await self._move(part, error, content_type)
+        log.error("handler failed", role=self._name, message_id=part.message_id, exc_info=error)
+        return False
 
     async def _retry_in_process(self, incoming: Incoming, first: TransientError) -> None:
         """The quick retries after a first transient failure: tenacity, with a stop and a budget."""
@@ -198,58 +245,67 @@ class Consumer:
             with trying:
                 await self._handler(incoming)
 
-    async def _retry_later(
-        self, message: AbstractIncomingMessage, attempt: int, exc: TransientError
-    ) -> None:
+    async def _move(
+        self, incoming: Incoming, error: PermanentError | TransientError, content_type: str | None
+    ) -> bool:
+        """Send a failed message on: to the dead letters or a delay tier; False: leave it."""
+        if isinstance(error, PermanentError):
+            return await self._dead_letter(incoming, str(error), content_type)
         if not self._retry.tiers:
-            log.warning("requeued", role=self._name, message_id=message.message_id, error=str(exc))
-            await message.nack(requeue=True)
-            return
-        if attempt >= self._retry.max_attempts:
-            await self._dead_letter(message, f"gave up after {attempt} attempts; the last: {exc}")
-            return
-        tier = self._topology.tier_for(attempt, exc.retry_after)
-        headers = dict(message.headers or {}) | {ATTEMPT: attempt + 1}
-        published = await self._republish(
-            message, self._topology.tier_exchange(tier).name, self._queue.routing_key, headers
-        )
-        if published:
-            log.info(
-                "delayed",
-                role=self._name,
-                message_id=message.message_id,
-                attempt=attempt,
-                delay_s=tier,
-                error=str(exc),
+            log.warning(
+                "requeued", role=self._name, message_id=incoming.message_id, error=str(error)
             )
+            return False
+        attempt = incoming.attempt
+        if attempt >= self._retry.max_attempts:
+            reason = f"gave up after {attempt} attempts; the last: {error}"
+            return await self._dead_letter(incoming, reason, content_type)
+        retry_after = error.retry_after if isinstance(error, TransientError) else None
+        tier = self._topology.tier_for(attempt, retry_after)
+        headers = dict(incoming.headers) | {ATTEMPT: attempt + 1}
+        exchange = self._topology.tier_exchange(tier).name
+        if not await self._publish(
+            incoming, exchange, self._queue.routing_key, headers, content_type
+        ):
+            return False
+        log.info(
+            "delayed",
+            role=self._name,
+            message_id=incoming.message_id,
+            attempt=attempt,
+            delay_s=tier,
+            error=str(error),
+        )
+        return True
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        headers = dict(message.headers or {}) | {
+    async def _dead_letter(self, incoming: Incoming, reason: str, content_type: str | None) -> bool:
+        headers = dict(incoming.headers) | {
             "x-hub-reason": reason[:2000],
             "x-hub-queue": self._queue.name,
             "x-hub-dead-at": datetime.datetime.now(datetime.UTC).isoformat(),
         }
         routing_key = self._queue.dead_letter_routing_key or self._queue.routing_key
         dead = self._topology.dead_exchange.name
-        if await self._republish(message, dead, routing_key, headers):
-            log.warning(
-                "dead-lettered", role=self._name, message_id=message.message_id, reason=reason
-            )
+        if not await self._publish(incoming, dead, routing_key, headers, content_type):
+            return False
+        log.warning("dead-lettered", role=self._name, message_id=incoming.message_id, reason=reason)
+        return True
 
-    async def _republish(
+    async def _publish(
         self,
-        message: AbstractIncomingMessage,
+        incoming: Incoming,
         exchange: str,
         routing_key: str,
         headers: dict[str, Any],
+        content_type: str | None,
     ) -> bool:
-        """Publish a copy (confirmed), then ack the original; nack it if that failed."""
+        """Publish a copy, confirmed; False if that failed (the caller leaves the original)."""
         assert self._channel is not None
         copy = aio_pika.Message(
-            message.body,
+            incoming.body,
             headers=headers,
-            message_id=message.message_id,
-            content_type=message.content_type,
+            message_id=incoming.message_id,
+            content_type=content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
@@ -258,9 +314,7 @@ class Consumer:
         except (*CONNECT_ERRORS, aio_pika.exceptions.DeliveryError) as exc:
             # Not moved: leave it in the queue; it comes back, or the limit takes it.
             log.error("republish failed", role=self._name, exchange=exchange, error=repr(exc))
-            await message.nack(requeue=True)
             return False
-        await message.ack()
         return True
 
 

@@ -10,11 +10,13 @@ message is acked only once its row is committed.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any
 
 import orjson
 
 from hub.broker.consumer import Incoming
+from hub.delivery import job as job_message
 from hub.delivery.job import DeliveryJob
 from hub.errors import PoisonMessage
 from hub.store import dead_letters
@@ -29,28 +31,61 @@ class Keeper:
 
     async def handle(self, incoming: Incoming) -> None:
         headers = _json_safe(dict(incoming.headers))
-        job = _job(incoming.body) if self._partner else None
+        reason = _reason(headers)
+        jobs = _jobs(incoming.body) if self._partner else []
+        if jobs:
+            # A message of several jobs (dead through the delivery limit): a row per job, so
+            # that each is seen and replayed on its own.
+            await dead_letters.keep(
+                self._pool,
+                [
+                    self._dead(job.message_id, job.uuid, job.version, reason, job.encode(), headers)
+                    for job in jobs
+                ]
+                if len(jobs) > 1
+                else [
+                    self._dead(
+                        incoming.message_id or jobs[0].message_id,
+                        jobs[0].uuid,
+                        jobs[0].version,
+                        reason,
+                        incoming.body,
+                        headers,
+                    )
+                ],
+            )
+            return
         message_id = incoming.message_id or "sha256:" + hashlib.sha256(incoming.body).hexdigest()
         await dead_letters.keep(
-            self._pool,
-            dead_letters.DeadLetter(
-                message_id=message_id,
-                queue=self._queue,
-                partner=self._partner,
-                uuid=job.uuid if job else None,
-                version=job.version if job else None,
-                reason=_reason(headers),
-                body=incoming.body,
-                headers=headers,
-            ),
+            self._pool, [self._dead(message_id, None, None, reason, incoming.body, headers)]
+        )
+
+    def _dead(
+        self,
+        message_id: str,
+        record: uuid.UUID | None,
+        version: int | None,
+        reason: str,
+        body: bytes,
+        headers: dict[str, Any],
+    ) -> dead_letters.DeadLetter:
+        return dead_letters.DeadLetter(
+            message_id=message_id,
+            queue=self._queue,
+            partner=self._partner,
+            uuid=record,
+            version=version,
+            reason=reason,
+            body=body,
+            headers=headers,
         )
 
 
-def _job(body: bytes) -> DeliveryJob | None:
+def _jobs(body: bytes) -> list[DeliveryJob]:
     try:
-        return DeliveryJob.decode(body)
+        return job_message.decode(body)
     except PoisonMessage:
-        return None
+        return []
 
 
 def _reason(headers: dict[str, Any]) -> str:

@@ -99,7 +99,9 @@ class DeliveryService:
                 threshold=settings.breaker_threshold,
                 cooldown=settings.breaker_cooldown,
             )
-            worker = PartnerWorker(adapter, tenancy, self._pool, mapper, breaker)
+            worker = PartnerWorker(
+                adapter, tenancy, self._pool, mapper, breaker, concurrency=provider.concurrency
+            )
             consumers.append(
                 Consumer(
                     nodes,

@@ -25,8 +25,9 @@ from adapters.base import (
     SaveResult,
     TransientPartnerError,
 )
-from hub.broker.consumer import Incoming
+from hub.broker.consumer import Incoming, PartsFailed
 from hub.connector.documents import Kind
+from hub.delivery import job as job_message
 from hub.delivery import outbound
 from hub.delivery.breaker import Breaker
 from hub.delivery.job import DeliveryJob
@@ -56,11 +57,19 @@ def _settle(waiting: asyncio.Future[bool], outcome: bool | BaseException) -> Non
 class PartnerWorker:
     """Delivers jobs from one partner's queue through that partner's adapter."""
 
-    max_batch = 32
-
     def __init__(
-        self, adapter: Adapter, tenancy: Tenancy, pool: Pool, mapper: Mapper, breaker: Breaker
+        self,
+        adapter: Adapter,
+        tenancy: Tenancy,
+        pool: Pool,
+        mapper: Mapper,
+        breaker: Breaker,
+        *,
+        concurrency: int = 32,
     ) -> None:
+        # Jobs delivered at once (the partner's concurrency): one batch at a time, of at
+        # most this many; a message may carry many jobs, so the prefetch does not bound it.
+        self.max_batch = concurrency
         self._adapter = adapter
         self._breaker = breaker
         self._partner = adapter.config.name
@@ -72,24 +81,42 @@ class PartnerWorker:
         self._one_batch_at_a_time = asyncio.Lock()
 
     async def handle(self, incoming: Incoming) -> None:
-        job = DeliveryJob.decode(incoming.body)
-        if job.partner != self._partner:
-            raise PermanentError(f"a job for {job.partner!r} in {self._partner!r}'s queue")
+        jobs = job_message.decode(incoming.body)
+        if jobs[0].partner != self._partner:
+            raise PermanentError(f"a job for {jobs[0].partner!r} in {self._partner!r}'s queue")
         # While the partner's circuit is open, wait here: the message stays unacked and
         # no attempt is spent.
         probe = await self._breaker.admit()
-        try:
-            delivered = await self._handle(job, incoming.attempt)
-        except DatabaseError:
-            self._breaker.done(probe)  # says nothing of the partner's health
-            raise
-        except TransientError as exc:
-            self._breaker.failed(probe, str(exc))
-            raise
-        except BaseException:
-            self._breaker.done(probe)
-            raise
-        if delivered:
+        outcomes = await asyncio.gather(
+            *(self._handle(job, incoming.attempt) for job in jobs), return_exceptions=True
+        )
+        self._account(probe, outcomes)
+        for outcome in outcomes:  # cancelled, or worse: not a job's failure
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome
+        failed = [
+            (job, o) for job, o in zip(jobs, outcomes, strict=True) if isinstance(o, Exception)
+        ]
+        if len(jobs) == 1 and failed:
+            raise failed[0][1]
+        if failed:  # each failed job goes on alone: retried, delayed or dead-lettered
+            raise PartsFailed(
+                [
+                    (Incoming(job.encode(), job.message_id, incoming.attempt, incoming.headers), o)
+                    for job, o in failed
+                ]
+            )
+
+    def _account(self, probe: bool, outcomes: Sequence[bool | BaseException]) -> None:
+        """Tell the breaker how the partner did: its failures count, the database's do not."""
+        transient = [
+            o
+            for o in outcomes
+            if isinstance(o, TransientError) and not isinstance(o, DatabaseError)
+        ]
+        if transient:
+            self._breaker.failed(probe, str(transient[0]))
+        elif any(o is True for o in outcomes):
             self._breaker.succeeded(probe)
         else:
             self._breaker.done(probe)

@@ -7,6 +7,7 @@ after a replay updates its row (reason, headers, time) and counts the deaths.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,19 +26,16 @@ class DeadLetter:
     headers: dict[str, Any]
 
 
-async def keep(pool: Pool, dead: DeadLetter) -> None:
-    async with database_errors():
-        await pool.execute(
+async def keep(pool: Pool, dead: Sequence[DeadLetter]) -> None:
+    """Keep dead letters (the jobs of one dead message), in one transaction."""
+    async with database_errors(), pool.acquire() as connection, connection.transaction():
+        await connection.executemany(
             "INSERT INTO dead_letters (message_id, queue, partner, uuid, version, reason, body,"
             " headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (message_id) DO UPDATE SET reason = EXCLUDED.reason,"
             " headers = EXCLUDED.headers, dead_at = now(), deaths = dead_letters.deaths + 1",
-            dead.message_id,
-            dead.queue,
-            dead.partner,
-            dead.uuid,
-            dead.version,
-            dead.reason,
-            dead.body,
-            dead.headers,
+            [
+                (d.message_id, d.queue, d.partner, d.uuid, d.version, d.reason, d.body, d.headers)
+                for d in dead
+            ],
         )

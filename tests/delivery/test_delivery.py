@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from hub.delivery import job
 from tests.conftest import eventually
 from tests.delivery.conftest import ALL, DeliveryHub, Partner, StartHub, prospect_xml, staff_xml
 
@@ -230,3 +231,24 @@ async def test_two_way_sync_without_echo_or_duplicate(start_hub: StartHub) -> No
     assert [r.method for r in beta.requests if r.method == "PUT"] == ["PUT"]  # no echo
     assert await hub.pool.fetchval("SELECT count(*) FROM records WHERE kind = 'user'") == 1
     assert await hub.pool.fetchval("SELECT version FROM records") == 2
+
+
+async def test_records_saved_together_fail_and_succeed_each_on_its_own(
+    start_hub: StartHub,
+) -> None:
+    # Saved at once, they share inbox messages and job messages; two get a 400.
+    hub = await start_hub([Partner("crm", ["user.save"])])
+    fake = hub.fake("crm")
+    fake.fail_next(2, status=400, body='{"error": "no"}')
+    posted = await asyncio.gather(*(hub.post("user", prospect_xml(f"R-{n}")) for n in range(8)))
+    await received(hub, "crm", 6)
+
+    async def kept() -> list:  # type: ignore[type-arg]
+        rows = await hub.pool.fetch("SELECT uuid, body FROM dead_letters")
+        return rows if len(rows) == 2 else []
+
+    dead = await eventually(kept)
+    assert {str(r["uuid"]) for r in dead} | set(fake.users) == set(posted)
+    assert all(len(job.decode(r["body"])) == 1 for r in dead)
+    await asyncio.sleep(0.5)
+    assert sorted(fake.creates.values()) == [1] * 6
