@@ -97,14 +97,15 @@ class Chain:
     ) -> None:
         await self._close()
 
-    async def run(self, records: int, wait: float) -> dict[str, float]:
-        """Send `records` users; when all are settled (or `wait` s after the last confirm),
-        the publish start of each confirmed one, by UUID (`time.monotonic()`)."""
+    async def run(self, records: int, wait: float, rate: float | None = None) -> dict[str, float]:
+        """Send `records` users (at `rate` a second, on a schedule, if given); when all are
+        settled (or `wait` s after the last confirm), the publish start of each confirmed
+        one, by UUID (`time.monotonic()`)."""
         ids = [str(uuid.uuid4()) for _ in range(records)]
         bodies = [user_json(i) for i in range(records)]
         self._settled, self._wanted = 0, records
         self._all_settled.clear()
-        sent = await self._publish_all(ids, bodies)
+        sent = await self._publish_all(ids, bodies, rate)
         try:
             await asyncio.wait_for(self._all_settled.wait(), wait)
         except TimeoutError:
@@ -140,7 +141,9 @@ class Chain:
         if self._http is not None:
             await self._http.close()
 
-    async def _publish_all(self, ids: list[str], bodies: list[bytes]) -> dict[str, float]:
+    async def _publish_all(
+        self, ids: list[str], bodies: list[bytes], rate: float | None
+    ) -> dict[str, float]:
         assert self._publishing is not None
         exchange = self._publishing.default_exchange
         slots = asyncio.Semaphore(self._in_flight)
@@ -165,7 +168,10 @@ class Chain:
                 slots.release()
 
         sends: list[asyncio.Task[None]] = []
-        for record, body in zip(ids, bodies, strict=True):
+        start = time.monotonic()
+        for n, (record, body) in enumerate(zip(ids, bodies, strict=True)):
+            if rate is not None:  # open loop: the n-th at start + n / rate
+                await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
             await slots.acquire()
             sends.append(asyncio.create_task(one(record, body)))
         await asyncio.gather(*sends)

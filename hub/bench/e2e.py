@@ -104,7 +104,8 @@ def e2e(options: Options, settings: Settings) -> E2EReport:
 def _bare(
     settings: Settings, namespace: str, partner: Partner, token: str, options: Options
 ) -> Flow:
-    _progress(f"{BARE}: {options.records} records, {_CHAIN_IN_FLIGHT} in flight")
+    offered = f", {options.rate:g}/s offered" if options.rate else ""
+    _progress(f"{BARE}: {options.records} records, {_CHAIN_IN_FLIGHT} in flight{offered}")
     meter = cpu.Meter({CHAIN: cpu.pids(os.getpid()), **_services(partner)}, OTHERS)
     users = f"{partner.url}/clubs/{stage.RECEIVER_IDS[1]}/users"
     chain = Chain(
@@ -122,12 +123,12 @@ def _bare(
                 await chain.run(options.warmup, options.wait)
             partner.take()
             before = meter.snapshot()
-            sent = await chain.run(options.records, options.wait)
+            sent = await chain.run(options.records, options.wait, options.rate)
             return sent, meter.usage(before, meter.snapshot())
 
     sent, usage = eventloop.run(run())
     counted = tally(sent, partner.take().saves)
-    return Flow(BARE, options.records, counted, dict(chain.failures), usage)
+    return Flow(BARE, options.records, counted, dict(chain.failures), usage, options.rate)
 
 
 def _through_hub(

@@ -3,7 +3,8 @@
 The targets are the end-to-end issue's, on the 2-core machine: closed loop,
 at least 1,000 records/s from the post to the partner and at least half the
 bare chain's rate; open loop (`--rate`, half that rate in the issue), a p99
-from post to partner under 250 ms; either way every post answered 200, none
+from post to partner under 250 ms, beside the bare chain's p99 at the same
+offered rate; either way every post answered 200, none
 of them lost, and the hub exiting 0 on SIGTERM. Duplicates are reported, not
 judged (delivery is at least once). This module only formats.
 """
@@ -134,7 +135,13 @@ class E2EReport:
         lines += ["", *_cpu_table(self.flows())]
         lines += ["", f"partner answers: {_counts(self.partner_answers)}"]
         lines.append(f"hub exit codes: {', '.join(f'{k} {v}' for k, v in self.exits.items())}")
-        if self.ratio is not None:
+        e2e, bare = self.e2e, self.bare
+        if e2e.offered is not None and bare is not None and e2e.p99_ms and bare.p99_ms:
+            lines.append(
+                f"p99 at {e2e.offered:g}/s offered: end to end {e2e.p99_ms:.0f} ms, bare chain"
+                f" {bare.p99_ms:.0f} ms ({e2e.p99_ms / bare.p99_ms:.1f}x)"
+            )
+        elif self.ratio is not None:
             lines.append(f"ratio: end to end / bare chain {self.ratio:.2f}")
         said = "; ".join(f"{c.target}: {'yes' if c.passed else 'NO'}" for c in self.checks())
         lines.append(f"verdict: {'PASS' if self.passed else 'FAIL'} ({said})")
