@@ -22,7 +22,7 @@ from hub.delivery import fanout, job
 from hub.delivery.job import DeliveryJob
 from hub.message import Inbound, decode_batch
 from hub.settings import Settings
-from hub.store import records
+from hub.store import deliveries, records
 from hub.store.pool import Pool, create_pool
 from hub.tenancy import Tenancy
 from hub.wiring import topology
@@ -67,6 +67,11 @@ class Router:
                     jobs.setdefault(target, {})[applied.uuid] = DeliveryJob(
                         applied.uuid, target, applied.version
                     )
+        # What each partner waits for, before it is sent: operators see the backlog.
+        await deliveries.routed(
+            self._pool,
+            [(j.partner, j.uuid, j.version) for js in jobs.values() for j in js.values()],
+        )
         await asyncio.gather(
             *(
                 self._send(partner_jobs[i : i + self.max_jobs])

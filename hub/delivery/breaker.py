@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from types import SimpleNamespace
 
@@ -39,8 +40,10 @@ class Breaker:
         threshold: int = 5,
         cooldown: float = 10.0,
         max_cooldown: float = 300.0,
+        on_change: Callable[[State, str | None], None] | None = None,
     ) -> None:
         self.partner = partner
+        self._on_change = on_change  # told of every change of state (e.g. for operators)
         self.state = State.CLOSED
         self.last_error = ""
         self._threshold = threshold
@@ -68,7 +71,7 @@ class Breaker:
             if self._is_closed():  # closed by another delivery while this one waited
                 self._probe.release()
                 return False
-            self.state = State.HALF_OPEN
+            self._become(State.HALF_OPEN, None)
             log.info("circuit half-open: probing", partner=self.partner)
             return True
 
@@ -78,7 +81,8 @@ class Breaker:
     def succeeded(self, probe: bool) -> None:
         if self.state is not State.CLOSED:
             log.info("circuit closed", partner=self.partner)
-        self.state, self._failures, self._cooldown = State.CLOSED, 0, self._base
+            self._become(State.CLOSED, None)
+        self._failures, self._cooldown = 0, self._base
         self._release(probe)
 
     def failed(self, probe: bool, error: str) -> None:
@@ -88,7 +92,8 @@ class Breaker:
         if probe:
             self._cooldown = min(self._cooldown * 2, self._max)
         if probe or (self.state is State.CLOSED and self._failures >= self._threshold):
-            self.state, self._opened_at = State.OPEN, time.monotonic()
+            self._opened_at = time.monotonic()
+            self._become(State.OPEN, error)
             log.warning(
                 "circuit open",
                 partner=self.partner,
@@ -101,9 +106,15 @@ class Breaker:
     def done(self, probe: bool) -> None:
         """Neither success nor transient failure (e.g. skipped, permanent): free the probe."""
         if probe and self.state is State.HALF_OPEN:
-            self.state = State.OPEN
+            self._become(State.OPEN, None)
             self._opened_at = time.monotonic() - self._cooldown  # probe again at once
         self._release(probe)
+
+    def _become(self, state: State, error: str | None) -> None:
+        if state is not self.state:
+            self.state = state
+            if self._on_change is not None:
+                self._on_change(state, error)
 
     def _release(self, probe: bool) -> None:
         if probe and self._probe.locked():

@@ -28,10 +28,13 @@ class DeliveryJob:
     uuid: uuid.UUID
     partner: str
     version: int
+    # An operator's redelivery: save the latest version even if the partner has it
+    # (e.g. once a mapping gap is closed). Only ever a message of one job.
+    again: bool = False
 
     @property
     def message_id(self) -> str:
-        return f"{self.uuid}:{self.partner}:{self.version}"
+        return f"{self.uuid}:{self.partner}:{self.version}" + (":again" if self.again else "")
 
     def encode(self) -> bytes:
         return encode([self])
@@ -49,9 +52,10 @@ def encode(jobs: Sequence[DeliveryJob]) -> bytes:
         raise ValueError("a message carries one or more jobs of one partner")
     if len(jobs) == 1:
         job = jobs[0]
-        return orjson.dumps(
-            {"v": 1, "uuid": str(job.uuid), "partner": job.partner, "version": job.version}
-        )
+        one = {"v": 1, "uuid": str(job.uuid), "partner": job.partner, "version": job.version}
+        return orjson.dumps(one | {"again": True} if job.again else one)
+    if any(job.again for job in jobs):
+        raise ValueError("a redelivery is a message of its own")
     return orjson.dumps(
         {
             "v": 1,
@@ -80,4 +84,4 @@ def _job(item: Any, partner: str) -> DeliveryJob:
     version = item["version"]
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError("no positive record version")
-    return DeliveryJob(uuid.UUID(item["uuid"]), partner, version)
+    return DeliveryJob(uuid.UUID(item["uuid"]), partner, version, item.get("again") is True)

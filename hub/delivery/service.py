@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 
 import aiohttp
 import structlog
@@ -18,13 +19,14 @@ from adapters import registry
 from adapters.base import Adapter, AdapterError, Capability, PartnerConfig
 from hub.broker.connection import Nodes
 from hub.broker.consumer import Consumer, RetryBudget
-from hub.delivery.breaker import Breaker, RateLimiter
+from hub.delivery.breaker import Breaker, RateLimiter, State
 from hub.delivery.keeper import Keeper
 from hub.delivery.mapping import Mapper
 from hub.delivery.worker import PartnerWorker
 from hub.errors import ConfigError
 from hub.settings import Settings
-from hub.store.pool import Pool, create_pool
+from hub.store import ops
+from hub.store.pool import DatabaseError, Pool, create_pool
 from hub.tenancy import Provider, Tenancy
 from hub.wiring import topology
 
@@ -65,6 +67,7 @@ class DeliveryService:
         self._tasks: list[asyncio.Task[None]] = []
         self._pool: Pool | None = None
         self._sessions: list[aiohttp.ClientSession] = []
+        self._writes: set[asyncio.Task[None]] = set()
 
     def _session_for(self, provider: Provider) -> aiohttp.ClientSession:
         """One HTTP session per partner, paced by its rate limit if it has one."""
@@ -98,6 +101,7 @@ class DeliveryService:
                 provider.name,
                 threshold=settings.breaker_threshold,
                 cooldown=settings.breaker_cooldown,
+                on_change=self._health_writer(provider.name),
             )
             worker = PartnerWorker(
                 adapter, tenancy, self._pool, mapper, breaker, concurrency=provider.concurrency
@@ -128,6 +132,24 @@ class DeliveryService:
         ]
         log.info("delivering", partners=sorted(receivers))
 
+    def _health_writer(self, partner: str) -> Callable[[State, str | None], None]:
+        """Keep a partner's circuit state in PostgreSQL, for operators (best effort)."""
+
+        def changed(state: State, error: str | None) -> None:
+            if self._pool is not None:
+                task = asyncio.create_task(self._write_health(partner, state, error))
+                self._writes.add(task)
+                task.add_done_callback(self._writes.discard)
+
+        return changed
+
+    async def _write_health(self, partner: str, state: State, error: str | None) -> None:
+        assert self._pool is not None
+        try:
+            await ops.set_health(self._pool, partner, state.value, error)
+        except DatabaseError as exc:
+            log.warning("circuit state not saved", partner=partner, error=str(exc))
+
     async def _close_sessions(self) -> None:
         for session in self._sessions:
             await session.close()
@@ -136,6 +158,7 @@ class DeliveryService:
     async def stop(self) -> None:
         self._stopping.set()
         await asyncio.gather(*self._tasks)
+        await asyncio.gather(*self._writes, return_exceptions=True)
         await self._close_sessions()
         if self._pool is not None:
             await self._pool.close()

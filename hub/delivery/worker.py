@@ -184,7 +184,7 @@ class PartnerWorker:
         if loaded is None:
             raise PermanentError(f"record {job.uuid} is not in the store")
         record, standing = loaded
-        if not first or standing.delivered_version >= record.version:
+        if not first or (standing.delivered_version >= record.version and not job.again):
             log.info(
                 "already delivered",
                 partner=self._partner,

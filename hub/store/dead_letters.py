@@ -33,7 +33,8 @@ async def keep(pool: Pool, dead: Sequence[DeadLetter]) -> None:
             "INSERT INTO dead_letters (message_id, queue, partner, uuid, version, reason, body,"
             " headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (message_id) DO UPDATE SET reason = EXCLUDED.reason,"
-            " headers = EXCLUDED.headers, dead_at = now(), deaths = dead_letters.deaths + 1",
+            " headers = EXCLUDED.headers, dead_at = now(), deaths = dead_letters.deaths + 1,"
+            " state = 'dead', settled_at = NULL, settled_by = NULL",
             [
                 (d.message_id, d.queue, d.partner, d.uuid, d.version, d.reason, d.body, d.headers)
                 for d in dead

@@ -114,3 +114,23 @@ async def delivering_many(
             list(uuids),
         )
         yield Deliveries(connection, partner)
+
+
+async def routed(pool: Pool, jobs: Sequence[tuple[str, uuid.UUID, int]]) -> None:
+    """Mark these (partner, record, version) as sent to the partner: waiting until delivered."""
+    if not jobs:
+        return
+    async with database_errors():
+        await pool.execute(
+            "INSERT INTO deliveries (partner, uuid, routed_version, routed_at)"
+            " SELECT p, u, v, now() FROM unnest($1::text[], $2::uuid[], $3::int[]) AS t(p, u, v)"
+            " ORDER BY p, u"
+            " ON CONFLICT (partner, uuid) DO UPDATE SET"
+            " routed_version = GREATEST(deliveries.routed_version, EXCLUDED.routed_version),"
+            " routed_at = CASE WHEN deliveries.routed_version < EXCLUDED.routed_version"
+            " AND deliveries.delivered_version >= deliveries.routed_version"
+            " THEN EXCLUDED.routed_at ELSE coalesce(deliveries.routed_at, EXCLUDED.routed_at) END",
+            [partner for partner, _, _ in jobs],
+            [record for _, record, _ in jobs],
+            [version for _, _, version in jobs],
+        )

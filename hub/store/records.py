@@ -131,13 +131,14 @@ async def _apply_linked(connection: Connection, inbound: Inbound, linked: uuid.U
             _SENDER_HAS_IT, inbound.provider, applied.uuid, inbound.record_id, applied.version
         )
     await connection.execute(
-        "INSERT INTO receipts (message_id, uuid, received_at, version, outcome)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO receipts (message_id, uuid, received_at, version, outcome, sender)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
         inbound.message_id,
         applied.uuid,
         inbound.received_at,
         applied.version,
         applied.outcome,
+        inbound.provider,
     )
     return applied
 
@@ -193,8 +194,8 @@ sender_has_it AS (
         delivered_version = GREATEST(deliveries.delivered_version, EXCLUDED.delivered_version)
 ),
 receipt AS (
-    INSERT INTO receipts (message_id, uuid, received_at, version, outcome)
-    SELECT message_id, uuid, received_at, version, outcome FROM outcome
+    INSERT INTO receipts (message_id, uuid, received_at, version, outcome, sender)
+    SELECT message_id, uuid, received_at, version, outcome, provider FROM outcome
 )
 SELECT message_id, uuid, version, outcome FROM outcome
 """
