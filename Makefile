@@ -46,7 +46,7 @@ test:
 	  $(demo_env)
 	  [[ -z $${HUB_TEST_DATABASE_URL:-} ]] || export HUB_DATABASE_URL=$$HUB_TEST_DATABASE_URL
 	  [[ -z $${HUB_TEST_AMQP_URL:-} ]] || export HUB_AMQP_URL=$$HUB_TEST_AMQP_URL
-	  exec deploy/setup.sh
+	  exec deploy/setup.sh --browser
 	)
 	exec .venv/bin/pytest $(PYTEST_ARGS)
 

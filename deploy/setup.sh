@@ -7,7 +7,9 @@
 #   2. PostgreSQL answering where HUB_DATABASE_URL points;
 #   3. RabbitMQ answering where HUB_AMQP_URL points (a comma-separated list);
 #   4. the database HUB_DATABASE_URL names;
-#   5. `hub migrate` (the HUB_NAMESPACE schema and its migrations).
+#   5. `hub migrate` (the HUB_NAMESPACE schema and its migrations);
+#   6. with --browser: Chromium and its driver (Debian's chromium and
+#      chromium-driver), for the dashboard's browser tests (`make test`).
 #
 # A local server (localhost, 127.x, ::1) that does not answer is started if
 # installed, and installed with apt-get first when we are root; a server on
@@ -16,7 +18,8 @@
 # Settings come from the environment; what it leaves unset is taken from
 # deploy/demo/hub.env (or the file SETUP_ENV_FILE names).
 #
-#   deploy/setup.sh              do all of the above
+#   deploy/setup.sh              do steps 1 to 5
+#   deploy/setup.sh --browser    do steps 1 to 6
 #   deploy/setup.sh --venv       step 1 only
 #   deploy/setup.sh --print-env  print `export KEY=VALUE` for each setting the
 #                                environment leaves unset (the Makefile evals it)
@@ -64,11 +67,13 @@ env_defaults() {
 
 case ${1:-} in
     --print-env) env_defaults; exit 0 ;;
-    --venv | "") ;;
-    *) die "unknown option $1 (usage: deploy/setup.sh [--venv | --print-env])" ;;
+    --venv | --browser | "") ;;
+    *) die "unknown option $1 (usage: deploy/setup.sh [--venv | --browser | --print-env])" ;;
 esac
 only_venv=false
 [[ ${1:-} == --venv ]] && only_venv=true
+want_browser=false
+[[ ${1:-} == --browser ]] && want_browser=true
 
 defaults=$(env_defaults)
 eval "$defaults"
@@ -502,4 +507,26 @@ out=$(.venv/bin/hub migrate 2>&1) || {
     die "hub migrate failed (output above)"
 }
 [[ $out == *"up to date"* ]] || printf '%s\n' "$out" | sed 's/^/setup: /' >&2
+
+# --------------------------------------------------------------------------
+# 6. Chromium, for the browser tests (--browser only)
+
+# The tests drive these two paths (tests/browser/conftest.py).
+browser_ok() { [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; }
+
+ensure_browser() {
+    browser_ok && return 0
+    if can_apt; then
+        say "Chromium is not installed; installing chromium and chromium-driver with apt-get (takes a minute)"
+        apt_install chromium chromium-driver
+        browser_ok || die "apt-get installed chromium and chromium-driver, yet" \
+            "/usr/bin/chromium or /usr/bin/chromedriver is missing"
+    else
+        die "the browser tests need /usr/bin/chromium and /usr/bin/chromedriver" \
+            "install them (Debian, as root: apt-get install chromium chromium-driver)," \
+            "or run this script as root to have it do that"
+    fi
+}
+
+$want_browser && ensure_browser
 exit 0

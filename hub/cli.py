@@ -4,10 +4,13 @@ The edge of the program: the only place that reads the environment
 (`Settings.from_env`) and the tenancy file, configures logging, and turns a
 ConfigError into a message and exit code 2.
 
-    hub run          every component in one process (ingress, router, delivery)
+    hub run          every component in one process (ingress, router, delivery, ops)
     hub ingress      the HTTP ingress only (--processes N: N of them on one port)
     hub router       the router only
     hub deliver      the delivery workers and the dead-letter keeper only
+    hub ops          the operators' port only (ops API, /metrics, dashboard)
+    hub status, queues, dead, trace, gaps, redeliver, mappings, check
+                     the operators' commands (see hub.ops.cli)
     hub demo         the hub with two fake partners and sample records
     hub migrate      apply the database migrations
     hub bench ...    benchmarks (see `hub bench --help`)
@@ -28,6 +31,7 @@ from hub.delivery.service import DeliveryService
 from hub.demo import demo
 from hub.errors import ConfigError, HubError
 from hub.ingress.app import IngressService
+from hub.ops import cli as ops_cli
 from hub.router import RouterService
 from hub.runner import Component, serve
 from hub.settings import Settings
@@ -64,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         ("ingress", "run the HTTP ingress"),
         ("router", "run the router (inbox -> store -> partners' queues)"),
         ("deliver", "run the delivery workers and the dead-letter keeper"),
+        ("ops", "run the operators' port: ops API, /metrics, dashboard (HUB_OPS_ADDR)"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.set_defaults(command=_run, components=name, processes=1)
@@ -81,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo", help="the hub with two fake partners and sample records (make run)"
     ).set_defaults(command=_demo)
+    ops_cli.configure(commands)
     bench = commands.add_parser("bench", help="benchmarks")
     bench_cli.configure(bench)
     bench.set_defaults(command=bench_cli.run)
@@ -98,6 +104,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         components.append(DeliveryService(settings, tenancy))
     if args.components in ("run", "ingress"):
         components.append(IngressService(settings, tenancy))
+    if args.components in ("run", "ops"):
+        from hub.ops.service import OpsService  # the web app is only built where it serves
+
+        components.append(OpsService(settings, tenancy))
     _event_loop_policy()
     asyncio.run(serve(components))
     return 0

@@ -26,6 +26,7 @@ from adapters.fakes.generic_json import FakeGenericJson
 from hub.delivery.service import DeliveryService
 from hub.errors import ConfigError
 from hub.ingress.app import BASE, IngressService
+from hub.ops.service import OpsService
 from hub.router import RouterService
 from hub.runner import serve
 from hub.settings import Settings
@@ -141,6 +142,11 @@ class DemoTraffic:
         for name, fake in self._partners.fakes.items():
             users = await fake.wait_for_users(1, timeout=30)
             print(f"demo: {name!r} received {users[-1]}")
+        ops = self._settings.ops_addr
+        print(
+            f"demo: the operators' dashboard: http://{ops.host}:{ops.port}/ (token: HUB_OPS_TOKEN"
+            " in deploy/demo/hub.env); try `hub status`, `hub trace intouch:R-000001`"
+        )
         print(
             "demo: post more with\n"
             f"  curl -sS -H 'Authorization: Bearer {SENDER_KEY}' -H 'Content-Type: application/xml'"
@@ -156,6 +162,7 @@ async def demo(settings: Settings, tenancy: Tenancy) -> None:
             RouterService(settings, tenancy),
             DeliveryService(settings, tenancy),
             IngressService(settings, tenancy),
+            OpsService(settings, tenancy),
             DemoTraffic(settings, tenancy, partners),
         ]
     )

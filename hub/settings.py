@@ -56,6 +56,11 @@ class Settings:
     mapping_ttl: float = 3600.0
     breaker_threshold: int = 5
     breaker_cooldown: float = 10.0
+    # The operators' port (ops API, /metrics, dashboard) and its tokens: the operator
+    # token may replay and purge, the read token only reads. No token: no access.
+    ops_addr: Address = field(default_factory=lambda: Address("127.0.0.1", 8081))
+    ops_token: str | None = None
+    ops_read_token: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +89,9 @@ class Settings:
             mapping_ttl=_positive(env, "HUB_MAPPING_TTL", base.mapping_ttl),
             breaker_threshold=int(_positive(env, "HUB_BREAKER_THRESHOLD", base.breaker_threshold)),
             breaker_cooldown=_positive(env, "HUB_BREAKER_COOLDOWN", base.breaker_cooldown),
+            ops_addr=Address.parse("HUB_OPS_ADDR", env.get("HUB_OPS_ADDR", str(base.ops_addr))),
+            ops_token=_secret(env, "HUB_OPS_TOKEN") or None,
+            ops_read_token=_secret(env, "HUB_OPS_READ_TOKEN") or None,
         )
 
 

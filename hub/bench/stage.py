@@ -193,6 +193,7 @@ def hub_env(settings: Settings, token: str, base: Mapping[str, str]) -> dict[str
         "HUB_NAMESPACE": settings.namespace,
         "HUB_TENANCY_FILE": str(settings.tenancy_file),
         "HUB_INGRESS_ADDR": str(settings.ingress_addr),
+        "HUB_OPS_ADDR": "127.0.0.1:0",  # `hub run` serves the ops port too: any free one
         "HUB_AMQP_URL": ",".join(settings.amqp_urls),
         "HUB_DATABASE_URL": settings.database_url,
         TOKEN_ENV: token,

@@ -44,6 +44,7 @@ from tenacity import (
 from hub.broker.connection import CONNECT_ERRORS, Nodes, declare
 from hub.broker.topology import Queue, Topology
 from hub.errors import PermanentError, TransientError, Unavailable
+from hub.ops import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -243,6 +244,7 @@ class Consumer:
             reraise=True,
         ):
             with trying:
+                metrics.retried(self._queue.name, "in_process")
                 await self._handler(incoming)
 
     async def _move(
@@ -268,6 +270,7 @@ class Consumer:
             incoming, exchange, self._queue.routing_key, headers, content_type
         ):
             return False
+        metrics.retried(self._queue.name, "tier")
         log.info(
             "delayed",
             role=self._name,
@@ -288,6 +291,7 @@ class Consumer:
         dead = self._topology.dead_exchange.name
         if not await self._publish(incoming, dead, routing_key, headers, content_type):
             return False
+        metrics.dead_lettered(self._queue.name)
         log.warning("dead-lettered", role=self._name, message_id=incoming.message_id, reason=reason)
         return True
 

@@ -12,6 +12,7 @@ time bound.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -23,6 +24,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from hub.broker.connection import CONNECT_ERRORS, Nodes, declare
 from hub.broker.topology import Topology
 from hub.errors import Unavailable
+from hub.ops import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +62,7 @@ class Publisher:
             headers=dict(headers) if headers else None,
         )
         channel: aiormq.Channel | None = None
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
                 channel = await self._open()
@@ -79,6 +82,7 @@ class Publisher:
         except _PUBLISH_ERRORS as exc:
             await self._drop(channel)
             raise Unavailable(f"the broker refused or lost the message: {exc!r}") from exc
+        metrics.published(time.perf_counter() - started)
         if not isinstance(confirm, aiormq.spec.Basic.Ack):
             await self._drop(channel)
             raise Unavailable(f"the broker did not take the message: {confirm!r}")

@@ -23,6 +23,8 @@ from types import SimpleNamespace
 import aiohttp
 import structlog
 
+from hub.ops import metrics
+
 log = structlog.get_logger(__name__)
 
 
@@ -113,6 +115,7 @@ class Breaker:
     def _become(self, state: State, error: str | None) -> None:
         if state is not self.state:
             self.state = state
+            metrics.circuit(self.partner, state)
             if self._on_change is not None:
                 self._on_change(state, error)
 

@@ -26,13 +26,13 @@ from adapters.base import (
     TransientPartnerError,
 )
 from hub.broker.consumer import Incoming, PartsFailed
-from hub.connector.documents import Kind
 from hub.delivery import job as job_message
 from hub.delivery import outbound
 from hub.delivery.breaker import Breaker
 from hub.delivery.job import DeliveryJob
 from hub.delivery.mapping import Mapper
 from hub.errors import HubError, PermanentError, TransientError
+from hub.ops import metrics
 from hub.records import StoredRecord
 from hub.store import deliveries, records
 from hub.store.deliveries import Attempt
@@ -192,6 +192,7 @@ class PartnerWorker:
                 version=record.version,
                 delivered=standing.delivered_version,
             )
+            metrics.delivery(self._partner, "skipped")
             return False, None
         started = time.perf_counter()
         try:
@@ -240,28 +241,17 @@ class PartnerWorker:
         raise PermanentError(f"{self._partner} no longer subscribes to {record.client}")
 
     async def _owner(self, record: StoredRecord, club: ClubRef) -> str | None:
-        owner = record.body.get("leadInfo", {}).get("ownerID")
-        if not owner:
-            return None
-        # The owner is the sender's own staff record: its email is what partners match.
-        staff = await records.find(
-            self._pool, record.provider, Kind.STAFF, owner, record.client_id, record.club_id
-        )
-        email = staff[0].body.get("userInfo", {}).get("email") if staff else None
-        if not email:
-            log.info("owner has no staff email", partner=self._partner, owner=owner)
+        email = await records.owner_email(self._pool, record)
+        if email is None:
+            if record.body.get("leadInfo", {}).get("ownerID"):
+                log.info("owner has no staff email", partner=self._partner, uuid=str(record.uuid))
             return None
         return await self._mapper.owner(self._adapter, club, email)
 
     async def _lead_source(self, record: StoredRecord, club: ClubRef) -> dict[str, str | None]:
-        given = record.body.get("leadInfo", {}).get("leadSource")
-        if not given:
+        name = await records.lead_source_name(self._pool, record)
+        if name is None:
             return {}
-        saved = await records.find(
-            self._pool, record.provider, Kind.LEADSOURCE, given, record.client_id, record.club_id
-        )
-        # A leadSource that names no saved lead source is the lead source's name.
-        name = saved[0].body.get("leadInfo", {}).get("name", given) if saved else given
         return {
             "lead_source_id": await self._mapper.lead_source(self._adapter, club, name),
             "lead_source_name": name,
@@ -275,8 +265,9 @@ class PartnerWorker:
         error: PartnerError | None,
         notes: Sequence[str] = (),
     ) -> Attempt:
-        """The attempt's row, logged as one line."""
-        latency = round((time.perf_counter() - started) * 1000, 2)
+        """The attempt's row, logged as one line and counted."""
+        elapsed = time.perf_counter() - started
+        latency = round(elapsed * 1000, 2)
         outcome = (
             "delivered"
             if error is None
@@ -284,6 +275,7 @@ class PartnerWorker:
             if isinstance(error, TransientPartnerError)
             else "permanent"
         )
+        metrics.delivery(self._partner, outcome, elapsed)
         row = Attempt(
             partner=self._partner,
             uuid=record.uuid,

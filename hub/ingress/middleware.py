@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 from hub.connector import answers
 from hub.errors import RequestError, TransientError, Unavailable
 from hub.ingress.context import ERROR_MESSAGE, ERROR_UUID, PROVIDER, RECORD
+from hub.ops import metrics
 from hub.store.pool import DatabaseError
 
 log = structlog.get_logger("hub.ingress")
@@ -54,6 +55,8 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = _error(request, 500, "UNKNOWN", "an unexpected error; quote the errorUUID")
         log.exception("unexpected error", error_uuid=request.get(ERROR_UUID))
     _log(request, response.status, started)
+    resource = request.match_info.route.resource  # None for an unknown path
+    metrics.http_request(resource.canonical if resource else "unmatched", response.status)
     return response
 
 

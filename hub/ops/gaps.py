@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.connector.documents import Kind
 from hub.delivery import job as job_message
 from hub.delivery.job import DeliveryJob
 from hub.delivery.mapping import LEAD_SOURCE, STAFF, normalise
 from hub.errors import NotFound
 from hub.ops.context import Ops
 from hub.ops.dead import Outcome, Pace, Progress, Report
+from hub.records import StoredRecord
 from hub.store import mappings, records
 from hub.store import ops as queries
 from hub.store.ops import json_safe
@@ -56,12 +56,12 @@ async def redeliver(
             " is not in the tenancy any more"
         )
     candidates = await queries.delivered_in_club(ops.pool, partner, club.client, club.name)
-    hits = [row for row in candidates if await _met(ops, row, gap["kind"], gap["key"])]
+    hits = [record for record in candidates if await _met(ops, record, gap["kind"], gap["key"])]
     report = Report("redeliver", dry_run)
     if dry_run:
         report.outcomes = [
-            Outcome(gap_id, partner, row["uuid"], "would send", f"version {row['version']}")
-            for row in hits
+            Outcome(gap_id, partner, record.uuid, "would send", f"version {record.version}")
+            for record in hits
         ]
         return report
     report.action_id = await queries.start_action(
@@ -69,9 +69,9 @@ async def redeliver(
     )
     pace = Pace(rate)
     try:
-        for done, row in enumerate(hits, 1):
+        for done, record in enumerate(hits, 1):
             await pace.wait()
-            job = DeliveryJob(row["uuid"], partner, row["version"], again=True)
+            job = DeliveryJob(record.uuid, partner, record.version, again=True)
             await ops.publisher.publish(
                 ops.topology.deliver_exchange.name,
                 partner,
@@ -79,19 +79,19 @@ async def redeliver(
                 message_id=f"{job.message_id}:{report.action_id}",
                 headers={"x-hub-redeliver": report.action_id},
             )
-            detail = f"version {row['version']}, gap {gap_id} ({gap['kind']} {gap['key']!r})"
+            detail = f"version {record.version}, gap {gap_id} ({gap['kind']} {gap['key']!r})"
             async with database_errors(), ops.pool.acquire() as connection:
                 await queries.note_replay(
                     connection,
                     report.action_id,
                     None,
                     partner,
-                    row["uuid"],
-                    row["version"],
+                    record.uuid,
+                    record.version,
                     "sent",
                     detail,
                 )
-            report.outcomes.append(Outcome(gap_id, partner, row["uuid"], "sent", detail))
+            report.outcomes.append(Outcome(gap_id, partner, record.uuid, "sent", detail))
             if progress is not None:
                 progress(done, len(hits))
     finally:
@@ -99,25 +99,12 @@ async def redeliver(
     return report
 
 
-async def _met(ops: Ops, row: Any, kind: str, key: str) -> bool:
+async def _met(ops: Ops, record: StoredRecord, kind: str, key: str) -> bool:
     """Whether this record's owner (staff) or lead source is the gap's key."""
-    lead = (row["body"] or {}).get("leadInfo", {})
     if kind == STAFF:
-        owner = lead.get("ownerID")
-        if not owner:
-            return False
-        staff = await records.find(
-            ops.pool, row["provider"], Kind.STAFF, owner, row["client_id"], row["club_id"]
-        )
-        email = staff[0].body.get("userInfo", {}).get("email") if staff else None
-        return isinstance(email, str) and normalise(email) == key
-    if kind == LEAD_SOURCE:
-        given = lead.get("leadSource")
-        if not given:
-            return False
-        saved = await records.find(
-            ops.pool, row["provider"], Kind.LEADSOURCE, given, row["client_id"], row["club_id"]
-        )
-        name = saved[0].body.get("leadInfo", {}).get("name", given) if saved else given
-        return normalise(name) == key
-    return False
+        found = await records.owner_email(ops.pool, record)
+    elif kind == LEAD_SOURCE:
+        found = await records.lead_source_name(ops.pool, record)
+    else:
+        return False
+    return found is not None and normalise(found) == key

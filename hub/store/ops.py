@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
+from hub.records import StoredRecord
 from hub.store.pool import Connection, Pool, database_errors
+from hub.store.records import COLUMNS, row_to_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,9 @@ class DeadFilter:
 
         if self.ids:
             add("id = ANY($?::bigint[])", list(self.ids))
-        if self.partner is not None:
+        if self.partner == "inbox":  # what the router could not store
+            conditions.append("partner IS NULL")
+        elif self.partner is not None:
             add("partner = $?", self.partner)
         if self.reason:
             add("reason ILIKE '%' || $? || '%'", self.reason)
@@ -317,20 +321,20 @@ async def gap(pool: Pool, gap_id: int) -> Any:
         )
 
 
-async def delivered_in_club(pool: Pool, partner: str, client: str, club: str) -> list[Any]:
-    """The user records of a club that the partner has (some version of)."""
+async def delivered_in_club(pool: Pool, partner: str, client: str, club: str) -> list[StoredRecord]:
+    """The user records of a club that the partner has (some version of), not its own."""
+    columns = ", ".join(f"r.{c}" for c in COLUMNS.split(", "))
     async with database_errors():
-        return list(
-            await pool.fetch(
-                "SELECT r.uuid, r.provider, r.client_id, r.club_id, r.body, r.version"
-                " FROM records AS r JOIN deliveries AS d ON d.uuid = r.uuid AND d.partner = $1"
-                " WHERE r.client = $2 AND r.club = $3 AND r.kind = 'user'"
-                " AND d.delivered_version > 0 AND r.provider <> $1 ORDER BY r.uuid",
-                partner,
-                client,
-                club,
-            )
+        rows = await pool.fetch(
+            f"SELECT {columns} FROM records AS r"
+            " JOIN deliveries AS d ON d.uuid = r.uuid AND d.partner = $1"
+            " WHERE r.client = $2 AND r.club = $3 AND r.kind = 'user'"
+            " AND d.delivered_version > 0 AND r.provider <> $1 ORDER BY r.uuid",
+            partner,
+            client,
+            club,
         )
+    return [row_to_record(row) for row in rows]
 
 
 def json_safe(value: Any) -> Any:

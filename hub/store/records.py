@@ -309,6 +309,30 @@ async def get(pool: Pool, record_uuid: uuid.UUID) -> StoredRecord | None:
     return None if row is None else row_to_record(row)
 
 
+async def owner_email(pool: Pool, record: StoredRecord) -> str | None:
+    """The email of a user record's owner: the sender's own staff record that its
+    leadInfo.ownerID names (what partners match staff by), or None."""
+    owner = record.body.get("leadInfo", {}).get("ownerID")
+    if not owner:
+        return None
+    staff = await find(pool, record.provider, Kind.STAFF, owner, record.client_id, record.club_id)
+    email = staff[0].body.get("userInfo", {}).get("email") if staff else None
+    return email if isinstance(email, str) and email else None
+
+
+async def lead_source_name(pool: Pool, record: StoredRecord) -> str | None:
+    """The name of a user record's lead source: of the sender's lead-source record that its
+    leadInfo.leadSource names, or the text itself when it names none."""
+    given = record.body.get("leadInfo", {}).get("leadSource")
+    if not given:
+        return None
+    saved = await find(
+        pool, record.provider, Kind.LEADSOURCE, given, record.client_id, record.club_id
+    )
+    name = saved[0].body.get("leadInfo", {}).get("name", given) if saved else given
+    return str(name)
+
+
 def row_to_record(row: asyncpg.Record) -> StoredRecord:
     return StoredRecord(
         uuid=row["uuid"],

@@ -9,9 +9,12 @@ URLs, and runs the hub's components in a fresh namespace with delay tiers of
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -70,6 +73,7 @@ class DeliveryHub:
         self.partners = {p.name: p for p in partners}
         self.url = ""
         self.tenancy: Tenancy | None = None
+        self.tenancy_file = Path()
         self._components: list[Any] = []
 
     def fake(self, name: str) -> FakeGenericJson:
@@ -84,20 +88,25 @@ class DeliveryHub:
         return router.pool  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> DeliveryHub:
-        text = TENANCY_TOML
+        text = TENANCY_TOML.split("  [[client.subscription]]")[0]  # acme, its clubs
+        downtown = '  ids.clubos = { client = "A1", club = "77" }\n'
         for partner in self.partners.values():
             partner.fake = FakeGenericJson(TOKEN)
             url = await partner.fake.start()
-            text = partner.toml(url) + text
-        raw = tomllib.loads(text)
-        club = raw["client"][0]["club"][0]
-        for partner in self.partners.values():
-            club["ids"][partner.name] = {"client": "C-" + partner.name, "club": "K-" + partner.name}
-        raw["client"][0]["subscription"] = [
-            {"provider": p.name, "receives": p.receives, "with": p.extras}
-            for p in self.partners.values()
-        ]
-        self.tenancy = parse(raw, ENV)
+            text = partner.toml(url) + text.replace(
+                downtown,
+                downtown + f'  ids.{partner.name} = {{ client = "C-{partner.name}",'
+                f' club = "K-{partner.name}" }}\n',
+            )
+        for p in self.partners.values():
+            text += (
+                f"  [[client.subscription]]\n  provider = {p.name!r}\n"
+                f"  receives = {p.receives!r}\n  with = {p.extras!r}\n"
+            )
+        self.tenancy = parse(tomllib.loads(text), ENV)
+        # The same tenancy as a file, for the `hub` command run against this hub.
+        self.tenancy_file = Path(tempfile.mkdtemp(prefix="hub-test-")) / "tenancy.toml"
+        self.tenancy_file.write_text(text)
         self._components = [
             RouterService(self.settings, self.tenancy),
             DeliveryService(self.settings, self.tenancy),
@@ -117,6 +126,7 @@ class DeliveryHub:
                 await partner.fake.stop()
         if self.tenancy is not None:  # the partners' queues and tiers too
             await delete_topology(AMQP_URL, topology(self.settings, self.tenancy))
+        shutil.rmtree(self.tenancy_file.parent, ignore_errors=True)
 
     async def post(self, endpoint: str, body: bytes, *, key: str = INTOUCH_KEY) -> str:
         """Save as intouch, or as the provider whose key is given (a partner's key is its name)."""

@@ -27,6 +27,7 @@ def demo_env(settings: Settings, port: int) -> dict[str, str]:
     return env | {
         "HUB_NAMESPACE": settings.namespace,
         "HUB_INGRESS_ADDR": f"127.0.0.1:{port}",
+        "HUB_OPS_ADDR": "127.0.0.1:0",
         "HUB_DATABASE_URL": settings.database_url,
         "HUB_AMQP_URL": settings.amqp_urls[0],
     }

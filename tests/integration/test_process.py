@@ -40,6 +40,7 @@ def environment(settings: Settings, port: int) -> dict[str, str]:
         "HUB_NAMESPACE": settings.namespace,
         "HUB_TENANCY_FILE": str(settings.tenancy_file),
         "HUB_INGRESS_ADDR": f"127.0.0.1:{port}",
+        "HUB_OPS_ADDR": "127.0.0.1:0",
     }
 
 
