@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import importlib
-import importlib.util
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -26,7 +24,7 @@ from aiohttp import web
 
 from hub.broker.connection import CONNECT_ERRORS
 from hub.errors import Forbidden, RequestError, TransientError, UnsupportedMedia
-from hub.ops import dead, gaps, metrics, status, trace
+from hub.ops import dashboard, dead, gaps, metrics, status, trace
 from hub.ops.context import Ops
 from hub.ops.web import OPEN_PATHS, OPS, ROLE, SETTINGS, Role, operator, role, role_of, token_of
 from hub.settings import Settings
@@ -75,8 +73,7 @@ def create_app(ops: Ops, settings: Settings) -> web.Application:
     app.router.add_post("/api/gaps/{id}/redeliver", redeliver)
     app.router.add_post("/api/mappings/refresh", refresh)
     get("/api/check", check)
-    if importlib.util.find_spec("hub.ops.dashboard") is not None:
-        importlib.import_module("hub.ops.dashboard").add_routes(app)
+    dashboard.add_routes(app)
     return app
 
 
