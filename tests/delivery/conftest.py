@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from adapters.fakes.generic_json import FakeGenericJson
+from adapters.fakes.server import FakeServer
 from hub.delivery.service import DeliveryService
 from hub.ingress.app import BASE, IngressService
 from hub.router import RouterService
@@ -37,7 +38,11 @@ AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/x
 
 @dataclass
 class Partner:
-    """A receiving partner: its fake server and its tenancy entries."""
+    """A receiving partner: its fake server and its tenancy entries.
+
+    By default a generic_json partner; another adapter comes with its fake
+    (`make_fake`) and its provider settings (`settings`, TOML inline table).
+    """
 
     name: str
     capabilities: list[str]
@@ -45,7 +50,10 @@ class Partner:
     extras: list[str] = field(default_factory=lambda: ["owner", "lead_source", "trial"])
     max_attempts: int = 3
     rate_per_second: float | None = None
-    fake: FakeGenericJson | None = None
+    adapter: str = "generic_json"
+    settings: str = '{ key_env = "HUB_TEST_PARTNER_TOKEN", timeout = 2 }'
+    make_fake: Callable[[], FakeServer] = lambda: FakeGenericJson(TOKEN)
+    fake: FakeServer | None = None
 
     def toml(self, url: str) -> str:
         return f"""
@@ -53,10 +61,10 @@ class Partner:
 name = "{self.name}"
 identifier = "{self.name}-identifier"
 key_sha256 = "{hashlib.sha256(self.name.encode()).hexdigest()}"
-adapter = "generic_json"
+adapter = "{self.adapter}"
 url = "{url}"
 capabilities = {self.capabilities!r}
-settings = {{ key_env = "HUB_TEST_PARTNER_TOKEN", timeout = 2 }}
+settings = {self.settings}
 max_attempts = {self.max_attempts}
 concurrency = 4
 """ + (f"rate_per_second = {self.rate_per_second}\n" if self.rate_per_second else "")
@@ -77,6 +85,13 @@ class DeliveryHub:
         self._components: list[Any] = []
 
     def fake(self, name: str) -> FakeGenericJson:
+        """A generic_json partner's fake."""
+        fake = self.partners[name].fake
+        assert isinstance(fake, FakeGenericJson)
+        return fake
+
+    def server(self, name: str) -> FakeServer:
+        """Any partner's fake."""
         fake = self.partners[name].fake
         assert fake is not None
         return fake
@@ -91,7 +106,7 @@ class DeliveryHub:
         text = TENANCY_TOML.split("  [[client.subscription]]")[0]  # acme, its clubs
         downtown = '  ids.clubos = { client = "A1", club = "77" }\n'
         for partner in self.partners.values():
-            partner.fake = FakeGenericJson(TOKEN)
+            partner.fake = partner.make_fake()
             url = await partner.fake.start()
             text = partner.toml(url) + text.replace(
                 downtown,
