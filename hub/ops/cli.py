@@ -12,6 +12,7 @@
     hub redeliver --gap ID           deliver again what went without that owner or lead source
     hub mappings refresh --partner P drop the partner's cached staff and lead-source lists
     hub check [--ingress]            database, schema, broker, queues (a container probe)
+    hub partner check NAME           the partner's read-only capabilities against the tenancy
 
 Exit codes: 0 done, all well; 1 something needs attention (status: dead letters,
 an open circuit, a missing queue; check: a check failed); 2 usage or
@@ -32,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 from hub.errors import NotFound, TransientError
-from hub.ops import dead, gaps, status, trace
+from hub.ops import dead, gaps, partner_check, status, trace
 from hub.ops.context import Ops, operator_name
 from hub.settings import Settings
 from hub.store.ops import DeadFilter
@@ -92,6 +93,15 @@ def configure(commands: Any) -> None:
     refresh.add_argument("--partner", required=True)
     checking = add("check", _check, "database, schema, broker, queues: exit 0 or 1")
     checking.add_argument("--ingress", action="store_true", help="also the ingress's /readyz")
+    partner = commands.add_parser("partner", help="onboarding a partner")
+    partner_commands = partner.add_subparsers(required=True, metavar="ACTION")
+    probing = partner_commands.add_parser(
+        "check",
+        help="call the partner's read-only capabilities; exit 1 if one declared fails",
+        parents=[json_flag],
+    )
+    probing.add_argument("name", help="the provider's name in the tenancy file")
+    probing.set_defaults(command=_partner_check)
 
 
 def _filters(parser: argparse.ArgumentParser, *, state: bool) -> None:
@@ -363,6 +373,35 @@ async def _check(ops: Ops, args: argparse.Namespace, out: TextIO) -> int:
         for check, ok, detail in results:
             out.write(f"{'ok  ' if ok else 'FAIL'} {check}: {detail}\n")
     return OK if all(ok for _, ok, _ in results) else ATTENTION
+
+
+def _partner_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Needs neither the database nor the broker: only the tenancy and the partner."""
+    tenancy = load(settings.tenancy_file)
+    try:
+        findings = asyncio.run(partner_check.check(tenancy, args.name))
+    except NotFound as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return NOT_FOUND
+    out = sys.stdout
+    if args.json:
+        _json([f.to_json() for f in findings], out)
+    else:
+        rows = [f.to_json() | {"declared": "yes" if f.declared else "no"} for f in findings]
+        _table(out, f"partner {args.name}", rows, _FINDING_COLUMNS)
+        mismatches = [f for f in findings if f.mismatch]
+        extra = [f.capability for f in findings if f.verdict == "works" and not f.declared]
+        if extra:
+            out.write(f"works but not declared: {', '.join(sorted(set(extra)))}\n")
+        out.write(
+            f"{len(mismatches)} declared capabilities fail\n"
+            if mismatches
+            else "every declared capability that can be called works\n"
+        )
+    return ATTENTION if any(f.mismatch for f in findings) else OK
+
+
+_FINDING_COLUMNS = ("capability", "club", "declared", "verdict", "detail")
 
 
 # Output.
