@@ -8,6 +8,7 @@ URLs, and runs the hub's components in a fresh namespace with delay tiers of
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import shutil
 import tempfile
@@ -17,11 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import aiohttp
 import pytest
 
 from adapters.fakes.generic_json import FakeGenericJson
 from adapters.fakes.server import FakeServer
+from hub.broker.topology import Topology
 from hub.delivery.service import DeliveryService
 from hub.ingress.app import BASE, IngressService
 from hub.router import RouterService
@@ -130,6 +133,7 @@ class DeliveryHub:
         for component in self._components:
             await component.start()
         self.url = f"http://127.0.0.1:{self._components[2].port}{BASE}"
+        await _declared(topology(self.settings, self.tenancy))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -153,6 +157,24 @@ class DeliveryHub:
             text = await r.text()
             assert r.status == 200, text
             return text.split("<uuid>")[1].split("<")[0]
+
+
+async def _declared(shape: Topology, within: float = 10.0) -> None:
+    """Once every queue exists: the consumers declare them as they connect, after start."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        for queue in shape.queues():
+            async with asyncio.timeout(within):
+                while True:
+                    channel = await connection.channel()
+                    try:
+                        await channel.declare_queue(queue.name, passive=True)
+                        break
+                    except aio_pika.exceptions.ChannelClosed:
+                        await asyncio.sleep(0.05)
+                    finally:
+                        if not channel.is_closed:
+                            await channel.close()
 
 
 @pytest.fixture
