@@ -18,7 +18,7 @@ BENCH_ARGS ?=
 # Export deploy/demo/hub.env's settings that the environment does not set.
 demo_env = defaults=$$(deploy/setup.sh --print-env) && eval "$$defaults"
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench cluster cluster-stop
 
 run:
 	@cd "$(TOP)"
@@ -60,3 +60,12 @@ bench:
 	$(demo_env)
 	deploy/setup.sh
 	exec .venv/bin/hub bench ingress $(BENCH_ARGS)
+
+# A local three-node RabbitMQ cluster beside the machine's node (deploy/cluster/README.md).
+cluster:
+	@cd "$(TOP)"
+	deploy/cluster/cluster.sh start
+
+cluster-stop:
+	@cd "$(TOP)"
+	deploy/cluster/cluster.sh stop

@@ -9,7 +9,10 @@
 #   4. the database HUB_DATABASE_URL names;
 #   5. `hub migrate` (the HUB_NAMESPACE schema and its migrations);
 #   6. with --browser: Chromium and its driver (Debian's chromium and
-#      chromium-driver), for the dashboard's browser tests (`make test`).
+#      chromium-driver), for the dashboard's browser tests (`make test`);
+#   7. with --browser too: Debian's docker-compose, with which the tests check
+#      deploy/compose.yaml (`docker-compose config -q`, offline), unless
+#      `docker-compose` or `docker compose` is already there (root only).
 #
 # A local server (localhost, 127.x, ::1) that does not answer is started if
 # installed, and installed with apt-get first when we are root; a server on
@@ -19,7 +22,7 @@
 # deploy/demo/hub.env (or the file SETUP_ENV_FILE names).
 #
 #   deploy/setup.sh              do steps 1 to 5
-#   deploy/setup.sh --browser    do steps 1 to 6
+#   deploy/setup.sh --browser    do steps 1 to 7 (what `make test` runs)
 #   deploy/setup.sh --venv       step 1 only
 #   deploy/setup.sh --print-env  print `export KEY=VALUE` for each setting the
 #                                environment leaves unset (the Makefile evals it)
@@ -529,4 +532,24 @@ ensure_browser() {
 }
 
 $want_browser && ensure_browser
+
+# --------------------------------------------------------------------------
+# 7. docker-compose, for the deploy files' test (--browser only)
+
+# Either Compose answers; `config` needs no engine, so the test runs offline.
+compose_ok() { have docker-compose || { have docker && docker compose version >/dev/null 2>&1; }; }
+
+ensure_compose() {
+    compose_ok && return 0
+    if can_apt; then
+        say "docker-compose is not installed; installing Debian's docker-compose with apt-get"
+        apt_install --no-install-recommends docker-compose  # not docker.io: `config` needs no engine
+        compose_ok || die "apt-get installed docker-compose, yet docker-compose does not run"
+    else
+        say "no docker-compose: tests/unit/test_deploy_files.py will fail on deploy/compose.yaml;" \
+            "install it (Debian, as root: apt-get install docker-compose)"
+    fi
+}
+
+$want_browser && ensure_compose
 exit 0
