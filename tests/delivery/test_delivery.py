@@ -224,7 +224,7 @@ async def test_two_way_sync_without_echo_or_duplicate(start_hub: StartHub) -> No
     async def alpha_updated() -> bool:
         return alpha.users.get(record, {}).get("firstName") == "Augusta"
 
-    await eventually(alpha_updated)
+    await eventually(alpha_updated, within=30)
     await asyncio.sleep(0.5)
     assert alpha.creates[record] == 1
     assert len(alpha.users) == 1
