@@ -207,6 +207,16 @@ async def test_two_way_sync_without_echo_or_duplicate(start_hub: StartHub) -> No
     beta = hub.fake("beta")
     beta_id = beta.partner_ids[record]
 
+    async def hub_knows_beta_id() -> bool:
+        # "The hub created a record at B and knows B's ID for it": the fake has the record
+        # a moment before the delivery worker commits the ID.
+        found = await hub.pool.fetchval(
+            "SELECT partner_id FROM deliveries WHERE partner = 'beta' AND uuid = $1", record
+        )
+        return bool(found == beta_id)
+
+    await eventually(hub_knows_beta_id, within=20)
+
     # beta sends the same person back as its own record, changed.
     await hub.post(
         "user",
