@@ -4,8 +4,8 @@ partner's URL pointed at a fake), the hub started on it, Connector XML posted.
 
 from __future__ import annotations
 
-import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -14,12 +14,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from adapters.fakes.abc_datatrak import FakeAbcDataTrak
 from adapters.fakes.generic_json import FakeGenericJson
 from adapters.fakes.server import FakeServer
 from hub.delivery.service import DeliveryService
+from hub.errors import ConfigError
 from hub.ingress.app import BASE, IngressService
 from hub.router import RouterService
 from hub.settings import Settings
+from hub.store.pool import Pool
 from hub.tenancy import Tenancy, load
 from hub.wiring import topology
 from tests.conftest import AMQP_URL, delete_topology, eventually
@@ -32,8 +35,24 @@ TOKEN = "profile-partner-token"
 
 
 class ProfileHub:
-    def __init__(self, url: str, tenancy: Tenancy, ingress: IngressService) -> None:
-        self.url, self.tenancy, self._ingress = url, tenancy, ingress
+    def __init__(self, url: str, tenancy: Tenancy, router: RouterService) -> None:
+        self.url, self.tenancy, self._router = url, tenancy, router
+
+    @property
+    def pool(self) -> Pool:
+        assert self._router.pool is not None
+        return self._router.pool
+
+    async def stored(self, record: str) -> None:
+        """Once the router has stored the record (a staff record before the prospect it owns)."""
+
+        async def there() -> bool:
+            row = await self.pool.fetchval(
+                "SELECT 1 FROM records WHERE uuid = $1", uuid.UUID(record)
+            )
+            return row is not None
+
+        await eventually(there, within=20)
 
     async def post(self, endpoint: str, body: bytes) -> str:
         headers = {"Authorization": f"Bearer {SENDER_KEY}", "Content-Type": "application/xml"}
@@ -65,9 +84,10 @@ async def profile_hub(
     try:
         for component in components:
             await component.start()
-        ingress = components[2]
+        router, ingress = components[0], components[2]
+        assert isinstance(router, RouterService)
         assert isinstance(ingress, IngressService)
-        yield ProfileHub(f"http://127.0.0.1:{ingress.port}{BASE}", tenancy, ingress)
+        yield ProfileHub(f"http://127.0.0.1:{ingress.port}{BASE}", tenancy, router)
     finally:
         for component in reversed(components):
             await component.stop()
@@ -102,8 +122,7 @@ async def test_paramount_owner_matched_lead_source_created_there(
     fake = FakeGenericJson(TOKEN)
     staff_id = fake.add_staff("PM-17-01", "Sam@Example.com")
     async with profile_hub(settings, tmp_path, "paramount.toml", fake) as hub:
-        await hub.post("staff", staff("S-1", "sam@example.com"))
-        await asyncio.sleep(0.3)  # the staff record is stored before the prospect
+        await hub.stored(await hub.post("staff", staff("S-1", "sam@example.com")))
         record = await hub.post("user", prospect("R-1", owner="S-1", lead_source="Radio"))
         user = await arrived(fake, record)
         assert user["ownerId"] == staff_id
@@ -127,3 +146,38 @@ async def test_jonas_i4_club_ids_only_no_staff_or_lead_source(
         assert save.path.startswith("/api/clubs/J-4-0001/users/")
         # Never asked for staff or lead sources.
         assert all(r.method == "PUT" for r in fake.requests)
+
+
+async def test_abc_datatrak_prospects_only_owner_by_email_no_lead_source(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ABC_APP_KEY", TOKEN)
+    fake = FakeAbcDataTrak("intouch-hub", TOKEN)
+    sam = fake.add_staff("0417", "Sam@Example.com", "Sam", "Staff")
+    async with profile_hub(settings, tmp_path, "abc_datatrak.toml", fake) as hub:
+        await hub.stored(await hub.post("staff", staff("S-1", "sam@example.com")))
+        await hub.post("user", prospect("R-1", owner="S-1", lead_source="Radio"))
+        [user] = await fake.wait_for_users(1, timeout=20)
+        assert user["clubNumber"] == "0417"
+        assert user["salesPersonId"] == sam  # the owner, matched by email
+        assert "leadSource" not in user
+        # The employee list, the re-create check, the insert; never a lead source.
+        assert [r.path.split("/")[2] for r in fake.requests] == [
+            "getEmployeeList",
+            "getMemberList",
+            "insertProspect",
+        ]
+        assert await hub.pool.fetch("SELECT * FROM mapping_gaps") == []
+
+
+async def test_abc_datatrak_refuses_members_at_start(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ABC_APP_KEY", TOKEN)
+    text = (PROFILES / "abc_datatrak.toml").read_text()
+    assert 'receives = ["PROSPECT"]' in text
+    path = tmp_path / "abc_datatrak.toml"
+    path.write_text(text.replace('receives = ["PROSPECT"]', 'receives = ["PROSPECT", "MEMBER"]'))
+    delivery = DeliveryService(replace(settings, tenancy_file=path), load(path))
+    with pytest.raises(ConfigError, match="takes prospects only and cannot receive MEMBER"):
+        await delivery.start()
