@@ -10,6 +10,8 @@
 #   deploy/cluster/cluster.sh ctl N ARGS...
 #                                       rabbitmqctl ARGS against node N (1, 2 or 3),
 #                                       with that node's environment
+#   deploy/cluster/cluster.sh kill N    kill -9 node N (a failover drill); `start`
+#                                       brings it back into the cluster
 #
 # `start` when the cluster runs says so and exits 0; `stop` when nothing runs
 # exits 0. Node N (1-3) is hubN@HOST: AMQP on 127.0.0.1:568N, the management
@@ -37,7 +39,7 @@ die() {
     exit 1
 }
 
-usage="usage: deploy/cluster/cluster.sh start | stop | status | url | ctl N ARGS..."
+usage="usage: deploy/cluster/cluster.sh start | stop | status | url | ctl N ARGS... | kill N"
 
 bin=/usr/lib/rabbitmq/bin
 dir=${HUB_CLUSTER_DIR:-/tmp/hub-cluster}
@@ -476,6 +478,12 @@ case ${1:-} in
         n=$2
         shift 2
         ctl "$n" "$@"
+        ;;
+    kill)
+        [[ ${2:-} =~ ^[123]$ && $# == 2 ]] || die "$usage"
+        pid=$(node_pid "$2") || die "$(node_name "$2") is not running"
+        kill -KILL "$pid"
+        say "killed $(node_name "$2") (pid $pid)"
         ;;
     *) die "$usage" ;;
 esac

@@ -1,7 +1,9 @@
 """Connections to RabbitMQ: one node after another until one answers.
 
-`HUB_AMQP_URL` may list several nodes; `connect()` tries them in turn from a
-rotating start, so that a dead node costs one failed attempt. Recovery is
+`HUB_AMQP_URL` may list several nodes; `connect()` tries them in turn, each
+call starting one node further than the last, from a random first node: so
+the connections of many processes spread over the cluster, and a dead node
+costs one failed attempt. Recovery is
 the caller's loop (publisher: on the next publish; consumer: its supervise
 loop), not aio-pika's robust connection, which knows one address only.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from collections.abc import Sequence
 
 import aio_pika
@@ -34,7 +37,8 @@ class Nodes:
         if not urls:
             raise ValueError("no broker URL given")
         self._urls = tuple(urls)
-        self._start = itertools.cycle(range(len(self._urls)))
+        first = random.randrange(len(self._urls))
+        self._start = itertools.cycle([*range(first, len(self._urls)), *range(first)])
 
     async def connect(self, name: str, within: float = 5.0) -> AbstractConnection:
         """An open connection to the first node that answers, or Unavailable."""

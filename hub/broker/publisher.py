@@ -1,18 +1,19 @@
 """Publishing with publisher confirms, bounded in time.
 
 `publish()` returns only when RabbitMQ confirmed the persistent message
-(routed to a queue: messages are mandatory). Any failure, nack, unroutable
-message or timeout raises Unavailable, and the channel is dropped so that
-the next publish opens a fresh one (a channel that once saw a dead quorum
-leader keeps nacking). A message may thus reach the queue twice; consumers
-are idempotent. This module never retries on its own: the caller owns the
-time bound.
+(routed to a queue: messages are mandatory). A nack, a closed channel or a
+lost connection drops the channel and publishes again on a fresh one (on the
+next node that answers, see `Nodes`), until the publisher's time bound runs
+out; then it raises Unavailable. Fresh, because on RabbitMQ 3.10 a channel
+whose publish reached a quorum leader that then died keeps answering nack
+for as long as that node is down, while a new channel works. An unroutable
+message (returned: no queue bound) is not retried: it raises Unavailable at
+once. A message may thus reach the queue twice; consumers are idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -29,6 +30,13 @@ from hub.ops import metrics
 log = structlog.get_logger(__name__)
 
 _PUBLISH_ERRORS = (*CONNECT_ERRORS, aio_pika.exceptions.DeliveryError, RuntimeError)
+# Between tries on a fresh channel: 50 ms, doubling up to 0.5 s.
+_FIRST_PAUSE = 0.05
+_MAX_PAUSE = 0.5
+
+
+class _Retry(Exception):
+    """A try failed in a way that a fresh channel may not: publish again."""
 
 
 class Publisher:
@@ -61,10 +69,39 @@ class Publisher:
             delivery_mode=2,  # persistent
             headers=dict(headers) if headers else None,
         )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self._timeout
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                await self._publish_once(exchange, routing_key, body, properties, deadline)
+            except _Retry as exc:
+                pause = min(_FIRST_PAUSE * 2 ** (tries - 1), _MAX_PAUSE)
+                if loop.time() + pause >= deadline:
+                    raise Unavailable(f"{exc} (tried {tries} times)") from exc.__cause__
+                log.warning(
+                    "publish failed, again on a fresh channel", role=self._name, error=str(exc)
+                )
+                await asyncio.sleep(pause)
+                continue
+            metrics.published(loop.time() - started)
+            if tries > 1:
+                metrics.republished(tries - 1)
+            return
+
+    async def _publish_once(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: aiormq.spec.Basic.Properties,
+        deadline: float,
+    ) -> None:
         channel: aiormq.Channel | None = None
-        started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout_at(deadline):
                 channel = await self._open()
                 # aiormq directly, not aio-pika's Exchange: this is the ingress's hot path,
                 # and not waiting for the socket drain saves a task switch per save.
@@ -79,13 +116,16 @@ class Publisher:
         except TimeoutError as exc:
             await self._drop(channel)
             raise Unavailable(f"the broker did not confirm within {self._timeout:g} s") from exc
+        except aiormq.exceptions.PublishError as exc:
+            raise Unavailable(f"the broker could not route the message: {exc!r}") from exc
         except _PUBLISH_ERRORS as exc:
             await self._drop(channel)
-            raise Unavailable(f"the broker refused or lost the message: {exc!r}") from exc
-        metrics.published(time.perf_counter() - started)
+            raise _Retry(f"the broker refused or lost the message: {exc!r}") from exc
+        except Unavailable as exc:  # no node answered
+            raise _Retry(str(exc)) from exc
         if not isinstance(confirm, aiormq.spec.Basic.Ack):
             await self._drop(channel)
-            raise Unavailable(f"the broker did not take the message: {confirm!r}")
+            raise _Retry(f"the broker did not take the message: {confirm!r}")
 
     async def ready(self) -> bool:
         """Whether a confirmed channel is open or can be opened now."""

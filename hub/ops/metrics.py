@@ -65,6 +65,11 @@ PUBLISH_CONFIRM = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
 )
+REPUBLISHED = Counter(
+    "hub_republished_total",
+    "Publishes tried again on a fresh channel after a nack or a lost channel or node.",
+    registry=REGISTRY,
+)
 DELIVERIES = Counter(
     "hub_deliveries_total",
     "Deliveries to partners: delivered, transient, permanent, or skipped (it had them).",
@@ -108,6 +113,10 @@ def http_request(endpoint: str, status: int) -> None:
 
 def published(seconds: float) -> None:
     PUBLISH_CONFIRM.observe(seconds)
+
+
+def republished(tries: int) -> None:
+    REPUBLISHED.inc(tries)
 
 
 def delivery(partner: str, outcome: str, seconds: float | None = None) -> None:

@@ -2,91 +2,26 @@
 
 A quorum queue declared through node 1 has a member on each of the three
 nodes; what is published there with confirms is consumed through node 3.
-The session's fixture starts the cluster unless it runs already, and stops it
-at the end only if it started it. The machine's own node is not used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
-import subprocess
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import aio_pika
-import aiohttp
 import aiormq
 import pytest
 
+from hub.broker.connection import Nodes, declare
+from hub.broker.publisher import Publisher
+from hub.broker.topology import INBOX, Topology
+from hub.ops import metrics
+from tests.cluster.conftest import NODES, Cluster
+from tests.conftest import delete_topology
+
 pytestmark = pytest.mark.cluster
-
-SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "cluster" / "cluster.sh"
-RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-NODES = ("hub1", "hub2", "hub3")
-
-
-@dataclass(frozen=True)
-class Cluster:
-    urls: tuple[str, ...]  # AMQP, one per node
-    management: tuple[str, ...]  # the management API's base URL, one per node
-    host: str
-
-    def node(self, i: int) -> str:
-        return f"{NODES[i]}@{self.host}"
-
-    async def ctl(self, node: int, *args: str) -> str:
-        """rabbitmqctl ARGS against node `node` (0-2), with the cluster's environment."""
-        process = await asyncio.create_subprocess_exec(
-            str(SCRIPT),
-            "ctl",
-            str(node + 1),
-            *args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-        assert process.returncode == 0, err.decode()
-        return out.decode()
-
-
-def script(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def amqp_urls(stdout: str) -> tuple[str, ...]:
-    line = next(x for x in stdout.splitlines() if x.startswith("HUB_AMQP_URL="))
-    return tuple(line.removeprefix("HUB_AMQP_URL=").split(","))
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    if not RABBITMQ_SERVER.exists():
-        pytest.skip(f"RabbitMQ is not installed ({RABBITMQ_SERVER} is missing)")
-    started = script("status").returncode != 0
-    if started:
-        run = script("start", timeout=240)
-        assert run.returncode == 0, f"cluster.sh start failed:\n{run.stderr}"
-    else:
-        run = script("url")
-    urls = amqp_urls(run.stdout)
-    assert len(urls) == len(NODES), run.stdout
-    try:
-        yield Cluster(
-            urls=urls,
-            management=tuple(f"http://127.0.0.1:{15681 + i}/api" for i in range(len(NODES))),
-            host=os.environ.get("HUB_CLUSTER_HOST", "localhost"),
-        )
-    finally:
-        if started:
-            stop = script("stop", timeout=120)
-            assert stop.returncode == 0, f"cluster.sh stop failed:\n{stop.stderr}"
 
 
 async def test_quorum_queue_through_node_1_is_consumed_through_node_3(cluster: Cluster) -> None:
@@ -126,13 +61,42 @@ async def test_quorum_queue_through_node_1_is_consumed_through_node_3(cluster: C
             assert sorted(row["members"]) == [cluster.node(i) for i in range(len(NODES))]
             assert row["leader"] in row["members"]
 
-            guest = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
-            async with (
-                aiohttp.ClientSession(headers=guest) as http,
-                http.get(f"{cluster.management[2]}/queues/%2F/{name}") as response,
-            ):
-                assert response.status == 200
-                shown = await response.json()
+            shown = await cluster.api(f"/queues/%2F/{name}", via=2)
             assert sorted(shown["members"]) == sorted(row["members"])
         finally:
             await publishing.queue_delete(name)
+
+
+async def test_publisher_survives_the_death_of_the_queue_leader(cluster: Cluster) -> None:
+    # Connected to a node that is not the leader: its channel saw the leader, which dies.
+    topology = Topology(f"t_cluster_{uuid.uuid4().hex[:10]}")
+    admin = await aio_pika.connect(cluster.urls[0])
+    async with admin:
+        await declare(await admin.channel(), topology)
+    leader = await cluster.leader(topology.inbox.name, via=0)
+    assert leader is not None
+    dying = cluster.index(leader)
+    survivor = (dying + 1) % len(NODES)
+    publisher = Publisher(Nodes((cluster.urls[survivor],)), topology, timeout=15, name="t")
+    try:
+        await publisher.publish(topology.inbox_exchange.name, INBOX, b"1", message_id="m-1")
+        republished = metrics.REPUBLISHED._value.get()
+        await cluster.kill(dying)
+        try:
+            await publisher.publish(topology.inbox_exchange.name, INBOX, b"2", message_id="m-2")
+            await publisher.publish(topology.inbox_exchange.name, INBOX, b"3", message_id="m-3")
+            tried_again = metrics.REPUBLISHED._value.get() - republished
+        finally:
+            await cluster.restart()
+        reading = await aio_pika.connect(cluster.urls[survivor])
+        async with reading:
+            channel = await reading.channel()
+            queue = await channel.get_queue(topology.inbox.name)
+            bodies = []
+            while (message := await queue.get(no_ack=True, fail=False)) is not None:
+                bodies.append(message.body)
+        assert bodies == [b"1", b"2", b"3"]
+        print(f"publishes tried again on a fresh channel after the leader died: {tried_again:g}")
+    finally:
+        await publisher.close()
+        await delete_topology(cluster.urls[survivor], topology)
