@@ -128,8 +128,7 @@ async def _probe(adapter: Adapter, club: ClubRef, declared: frozenset[Capability
         try:
             said = await probe()
         except PartnerError as exc:
-            status = f"{exc.status} " if exc.status else ""
-            verdict, detail = "fails", f"{status}{exc.message}"
+            verdict, detail = "fails", _failure(exc, adapter.config.name)
         else:
             verdict, detail = "works", said
         ms = (time.perf_counter() - started) * 1000
@@ -139,3 +138,12 @@ async def _probe(adapter: Adapter, club: ClubRef, declared: frozenset[Capability
             )
         )
     return findings
+
+
+def _failure(exc: PartnerError, partner: str) -> str:
+    """What the partner answered, without the partner's name and the status twice over
+    (the table is narrow, and the partner's own words come last)."""
+    message = exc.message.removeprefix(f"{partner}: ")
+    if exc.status and f"answered {exc.status}" not in message:
+        return f"{exc.status} {message}"
+    return message

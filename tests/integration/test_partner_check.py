@@ -55,8 +55,8 @@ name = "acme"
 """
 
 
-async def check(path: Path, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "HUB_TENANCY_FILE": str(path), "CHECK_TOKEN": TOKEN}
+async def check(path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    env = {**os.environ, "HUB_TENANCY_FILE": str(path), "CHECK_TOKEN": TOKEN, **(env or {})}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -75,12 +75,14 @@ async def check(path: Path, *args: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-async def run(tmp_path: Path, fake: FakeServer, text_for: Any, *args: str) -> tuple[int, str, str]:
+async def run(
+    tmp_path: Path, fake: FakeServer, text_for: Any, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     url = await fake.start()
     try:
         path = tmp_path / "tenancy.toml"
         path.write_text(text_for(url))
-        return await check(path, *args)
+        return await check(path, *args, env=env)
     finally:
         await fake.stop()
 
