@@ -121,7 +121,18 @@ def _configure_e2e(benchmarks: argparse._SubParsersAction[argparse.ArgumentParse
         help="offered records/s, sent on a schedule (open loop); default: closed loop",
     )
     e2e.add_argument(
-        "--processes", type=number, default=1, help="load-generator processes (%(default)s)"
+        "--processes",
+        type=number,
+        default=1,
+        metavar="N",
+        help="N hub processes of each role (ingress on one port, competing routers and "
+        "delivery workers); N > 1 implies --split (%(default)s)",
+    )
+    e2e.add_argument(
+        "--load-processes",
+        type=number,
+        default=1,
+        help="load-generator processes (%(default)s)",
     )
     e2e.add_argument(
         "--warmup",
@@ -216,12 +227,13 @@ def end_to_end(args: argparse.Namespace, settings: Settings) -> Printable:
         records=args.records,
         connections=args.connections,
         rate=args.rate,
-        processes=args.processes,
+        processes=args.load_processes,
         timeout=args.timeout,
         wait=args.wait,
         warmup=args.warmup,
         concurrency=args.partner_concurrency,
-        split=args.split,
+        split=args.split or args.processes > 1,
+        per_role=args.processes,
         log_level=args.hub_log_level,
         baseline=not args.skip_baseline,
     )

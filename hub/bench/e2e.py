@@ -66,6 +66,7 @@ class Options:
     split: bool
     log_level: str
     baseline: bool
+    per_role: int = 1  # hub processes per role (split)
 
 
 def e2e(options: Options, settings: Settings) -> E2EReport:
@@ -76,7 +77,13 @@ def e2e(options: Options, settings: Settings) -> E2EReport:
     with partner_process(token) as partner:
         bare = _bare(settings, namespace, partner, token, options) if options.baseline else None
         staging = stage.Staging(
-            namespace, partner.url, token, options.concurrency, options.split, options.log_level
+            namespace,
+            partner.url,
+            token,
+            options.concurrency,
+            options.split,
+            options.log_level,
+            options.per_role,
         )
         with stage.staged_hub(settings, staging) as hub:
             got, flow, arrivals = _through_hub(hub, partner, options, run_id)
@@ -85,7 +92,7 @@ def e2e(options: Options, settings: Settings) -> E2EReport:
         "connections": options.connections,
         "offered": options.rate,
         "warm-up": options.warmup,
-        "hub": "split (ingress, router, deliver)" if options.split else "one process (hub run)",
+        "hub": _shape(options),
         "partner concurrency": options.concurrency,
         "hub log level": options.log_level,
         "loop": eventloop.name(),
@@ -134,10 +141,14 @@ def _bare(
 def _through_hub(
     hub: stage.RunningHub, partner: Partner, options: Options, run_id: str
 ) -> tuple[list[Sample], Flow, dict[int, int]]:
-    names = {n: f"hub {n}" if options.split else "hub (ingress+router+delivery)" for n in hub.pids}
+    if options.split:
+        each = f" (x{options.per_role})" if options.per_role > 1 else ""
+        groups = {f"hub {role}{each}": cpu.pids(*pids) for role, pids in hub.roles.items()}
+    else:
+        groups = {"hub (ingress+router+delivery)": cpu.pids(*hub.pids.values())}
     meter = cpu.Meter(
         {
-            **{names[n]: cpu.pids(pid) for n, pid in hub.pids.items()},
+            **groups,
             **_services(partner),
             BENCH: cpu.pids(os.getpid()),
         },
@@ -166,6 +177,14 @@ def _through_hub(
     counted = tally(sent, arrivals.saves)
     flow = Flow(E2E, options.records, counted, dict(failures), usage, options.rate)
     return got, flow, arrivals.statuses
+
+
+def _shape(options: Options) -> str:
+    if not options.split:
+        return "one process (hub run)"
+    if options.per_role == 1:
+        return "split (ingress, router, deliver)"
+    return f"split, {options.per_role} processes of each role (ingress, router, deliver)"
 
 
 def _services(partner: Partner) -> dict[str, cpu.Group]:

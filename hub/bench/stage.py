@@ -108,6 +108,7 @@ class Staging:
     concurrency: int
     split: bool
     log_level: str
+    per_role: int = 1  # split: processes of each role (ingress ones share the port)
 
 
 class RunningHub:
@@ -131,6 +132,14 @@ class RunningHub:
     @property
     def pids(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}
+
+    @property
+    def roles(self) -> dict[str, list[int]]:
+        """The pids of each role's processes ("router 2" is a router)."""
+        roles: dict[str, list[int]] = {}
+        for name, process in self.processes.items():
+            roles.setdefault(name.split()[0], []).append(process.pid)
+        return roles
 
     def stop(self) -> dict[str, int | None]:
         """SIGTERM each process, ingress first, and wait: the exit codes (None: killed)."""
@@ -208,7 +217,13 @@ def free_port() -> int:
 
 def _start(settings: Settings, caller: Caller, staging: Staging, log: Path) -> RunningHub:
     env = hub_env(settings, staging.token, os.environ)
-    commands = SPLIT if staging.split else ONE
+    roles = SPLIT if staging.split else ONE
+    each = staging.per_role if staging.split else 1
+    commands = {
+        (role if each == 1 else f"{role} {n}"): command
+        for role, command in roles.items()
+        for n in range(1, each + 1)
+    }
     hub = RunningHub(settings, caller, {}, log)
     with log.open("ab") as sink:
         try:
