@@ -33,8 +33,9 @@ What DataTrak cannot take, and what this adapter therefore does:
   the prospect's `salesPersonId` (an employee's GUID).
 - No idempotency key and no search by email: before a create, the prospects
   the club changed in the last two days are listed and one with the same
-  email, first and last name (as sent, after truncation) is updated instead,
-  so that a create the hub repeats (its answer lost) is not a second prospect.
+  email, first and last name (as sent, after truncation, any case) is updated
+  instead, so that a create the hub repeats (its answer lost) within those
+  days is not a second prospect. Without an email nothing is looked up.
 - updateProspect replaces every field: a field not sent is erased at ABC.
 
 Assumed where the public pages are thin (said so here, not guessed silently):
@@ -47,6 +48,10 @@ values other than `success`, `updateStartTime`'s format
 for an operation not granted are assumptions. The FAQ also speaks of Basic
 authentication for the Application ID and Key; this adapter sends ABC's
 `app_id`/`app_key` headers, as ABC's REST API takes them.
+
+Not covered: the SOAP envelope and WSDL, Basic authentication, members
+(agreements, billing, check-ins), prospect fields this module has no source
+for (middleInitial, beginDate: ABC's default, the day of the insert).
 
 Documents are built with lxml (which escapes every value) and answers are
 read with the hub's hardened parser. This module must never build XML by

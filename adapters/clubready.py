@@ -5,11 +5,17 @@ under `clubready.com/api/current/json/metadata?op=...`): `CreateProspectRequest`
 and `UserAccountRequest`. The settings' `url` is the API's base, e.g.
 `https://www.clubready.com/api/current`.
 
-    save_user (create)   GET  {url}/users/find?Email=    then, if nobody is ours,
+    save_user (create)   GET  {url}/users/find?Email=    then, if nobody has the email,
                          POST {url}/users/prospect       JSON prospect -> {"UserId", "Success"}
     save_user (update)   PUT  {url}/users/{UserId}       JSON user -> {"Success", "Message"}
     list_staff           GET  {url}/staff                -> [{"UserId", "Email", "FirstName", ...}]
     list_lead_sources    GET  {url}/club/referral-types  -> [{"ReferralTypeId", "Name"}]
+
+Before a create, the store's users with the email are looked up: the one
+whose ExternalId is the hub UUID (a create whose answer was lost), else the
+only one with that email (a person the club made itself), is updated
+instead; several, none the hub's, is a permanent error, not a guess. A user
+without an email is created without the lookup.
 
 Every call carries `ApiKey` (the secret named by `settings.key_env`) and
 `StoreId` (ClubRef.club_id) in its query string; ClubRef.client_id is the
@@ -32,7 +38,10 @@ assumes, not having found it documented: the create's answer
 `{"UserId", "Success", "EmailSent", "PackageAdded"}` (as a public client
 reads it), the routes and list shapes of `/users/find` and `/staff` (as
 public clients call them) and `/club/referral-types` (a guess), and the
-update's answer being the bare `{"Success", "Message"}`.
+update's answer being the bare `{"Success", "Message"}`, and that the
+parameters, which the metadata lists as query parameters, may be sent as a
+JSON body (ServiceStack binds a request's DTO from either); only `ApiKey` and
+`StoreId` go in the query here.
 
 What it does not do: members (ClubReady's create makes prospects; members
 come from selling a package), an owner or lead-source change on update (the

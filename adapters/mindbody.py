@@ -51,7 +51,8 @@ What a Mindbody client takes, and what this adapter therefore does:
   (`CrossRegionalUpdate: false`).
 
 Not covered: OAuth tokens and token renew/revoke; staff by location (the
-staff list is the site's); more than the first 200 matches of the client
+staff list is the site's); a site with more than 10,000 staff (50 pages of
+200: a permanent error); more than the first 200 matches of the client
 search; a client whose Id (RSSID) is changed at Mindbody (the update then
 answers 404, a permanent error); custom fields, client indexes, cards,
 contracts. Assumed where the pages are thin: the query parameters are sent
