@@ -23,17 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 import asyncpg
 import pytest
@@ -45,81 +40,15 @@ from hub.wiring import topology
 from tests.cluster.conftest import Cluster
 from tests.conftest import delete_topology, eventually
 from tests.delivery.conftest import TOKEN, prospect_xml
-from tests.fixtures_tenancy import INTOUCH_ID, INTOUCH_KEY, _sha
+from tests.fixtures_tenancy import INTOUCH_KEY
 from tests.integration.test_process import environment, free_port
+from tests.processes import Role, consumers, one_partner_tenancy, ready, show_logs
 
 pytestmark = [pytest.mark.cluster, pytest.mark.failover, pytest.mark.timeout(600)]
 
 RECORDS = int(os.environ.get("HUB_FAILOVER_RECORDS", "5000"))
 RATE = float(os.environ.get("HUB_FAILOVER_RATE", "100"))
-HUB = [sys.executable, "-m", "hub"]
 AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
-
-TENANCY = f"""
-[[provider]]
-name = "intouch"
-identifier = "{INTOUCH_ID}"
-key_sha256 = "{_sha(INTOUCH_KEY)}"
-
-[[provider]]
-name = "crm"
-identifier = "crm-identifier"
-key_sha256 = "{_sha("crm")}"
-adapter = "generic_json"
-url = "URL"
-capabilities = ["user.save"]
-settings = {{ key_env = "HUB_TEST_PARTNER_TOKEN", timeout = 5 }}
-concurrency = 4
-
-[[client]]
-name = "acme"
-  [[client.club]]
-  name = "downtown"
-  ids.intouch = {{ client = "456", club = "123" }}
-  ids.crm = {{ client = "C1", club = "K1" }}
-  [[client.subscription]]
-  provider = "crm"
-  receives = ["PROSPECT"]
-  with = []
-"""
-
-
-@dataclass
-class Role:
-    """Processes of one hub role, each logging to a file of its own."""
-
-    name: str
-    args: list[str]
-    env: dict[str, str]
-    logs: Path
-    processes: list[asyncio.subprocess.Process] = field(default_factory=list)
-    started: itertools.count[int] = field(default_factory=itertools.count)
-
-    async def start(self) -> asyncio.subprocess.Process:
-        log = self.logs / f"{self.name}-{next(self.started)}.log"
-        with log.open("wb") as out:
-            process = await asyncio.create_subprocess_exec(
-                *HUB, *self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.processes.append(process)
-        return process
-
-    async def kill_one(self) -> None:
-        process = next(p for p in self.processes if p.returncode is None)
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
-        self.processes.remove(process)
-
-    async def stop(self) -> None:
-        for process in self.processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 @dataclass
@@ -169,11 +98,6 @@ async def until(probe: Callable[[], bool]) -> None:
     await eventually(lambda: asyncio.sleep(0, probe()), within=600, interval=0.05)
 
 
-def show_logs(folder: Path) -> None:
-    for log in sorted(folder.glob("*.log")):
-        print(f"--- {log.name}\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeGenericJson]:
     partner = FakeGenericJson(TOKEN)
@@ -188,7 +112,7 @@ async def test_killing_nodes_and_processes_under_load_loses_nothing(
     cluster: Cluster, settings: Settings, fake: FakeGenericJson, tmp_path: Path
 ) -> None:
     tenancy_file = tmp_path / "tenancy.toml"
-    tenancy_file.write_text(TENANCY.replace("URL", fake.url))
+    tenancy_file.write_text(one_partner_tenancy(fake.url))
     settings = replace(
         settings, tenancy_file=tenancy_file, amqp_urls=cluster.urls, retry_tiers=(1, 2)
     )
@@ -213,7 +137,7 @@ async def test_killing_nodes_and_processes_under_load_loses_nothing(
         for role in (router, deliver):
             await role.start()
             await role.start()
-        await consumers(cluster, {inbox: 2, outbox: 2})
+        await consumers(cluster.urls[0], {inbox: 2, outbox: 2})
         await ready(port)
 
         posted = Load()
@@ -285,49 +209,6 @@ async def test_killing_nodes_and_processes_under_load_loses_nothing(
             await role.stop()
         await cluster.restart()  # whatever the test left down
         await delete_topology(cluster.urls[0], shape)
-
-
-async def consumers(cluster: Cluster, want: dict[str, int]) -> None:
-    """Wait until each queue has its consumers (a passive declare sees them at once)."""
-    connection = await aio_pika.connect(cluster.urls[0])
-    async with connection:
-        channel = await connection.channel()
-
-        async def enough() -> bool:
-            for name, count in want.items():
-                try:
-                    queue = await channel.declare_queue(name, passive=True)
-                except aio_pika.exceptions.ChannelClosed:
-                    return False
-                if queue.declaration_result.consumer_count < count:
-                    return False
-            return True
-
-        await eventually(reopening(channel, enough), within=60)
-
-
-def reopening(
-    channel: aio_pika.abc.AbstractChannel, probe: Callable[[], Awaitable[bool]]
-) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        if channel.is_closed:
-            await channel.reopen()
-        return await probe()
-
-    return check
-
-
-async def ready(port: int) -> None:
-    async with aiohttp.ClientSession() as http:
-
-        async def answers() -> bool:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(answers, within=60)
 
 
 async def new_leader_of(cluster: Cluster, queue: str, *, old: str) -> str:
