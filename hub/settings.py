@@ -61,6 +61,9 @@ class Settings:
     ops_addr: Address = field(default_factory=lambda: Address("127.0.0.1", 8081))
     ops_token: str | None = None
     ops_read_token: str | None = None
+    # RabbitMQ's management API (optional: unacked counts and rates in `hub status`);
+    # empty: port 15672 of each AMQP node.
+    management_urls: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,7 +77,7 @@ class Settings:
             )
         amqp = _secret(env, "HUB_AMQP_URL") or ",".join(base.amqp_urls)
         return cls(
-            amqp_urls=tuple(u.strip() for u in amqp.split(",") if u.strip()),
+            amqp_urls=_urls(amqp),
             database_url=_secret(env, "HUB_DATABASE_URL") or base.database_url,
             tenancy_file=Path(env.get("HUB_TENANCY_FILE", str(base.tenancy_file))),
             namespace=namespace,
@@ -92,7 +95,13 @@ class Settings:
             ops_addr=Address.parse("HUB_OPS_ADDR", env.get("HUB_OPS_ADDR", str(base.ops_addr))),
             ops_token=_secret(env, "HUB_OPS_TOKEN") or None,
             ops_read_token=_secret(env, "HUB_OPS_READ_TOKEN") or None,
+            management_urls=_urls(_secret(env, "HUB_MANAGEMENT_URL") or ""),
         )
+
+
+def _urls(value: str) -> tuple[str, ...]:
+    """A comma-separated list of URLs."""
+    return tuple(u.strip() for u in value.split(",") if u.strip())
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:

@@ -187,10 +187,13 @@ async def _status(ops: Ops, args: argparse.Namespace, out: TextIO) -> int:
         _json(found.to_json(), out)
     else:
         _table(out, "partners", found.partners, _PARTNER_COLUMNS)
-        _table(out, "queues", found.queues, ("queue", "messages", "consumers"))
+        _table(out, "queues", found.queues, _QUEUE_COLUMNS)
         _table(out, "dead letters waiting", found.dead, ("partner", "reason", "count", "last"))
     return ATTENTION if found.stuck else OK
 
+
+# unacked and the rates come from the management plugin, where it answers ("-" without).
+_QUEUE_COLUMNS = ("queue", "messages", "unacked", "consumers", "in_per_s", "out_per_s")
 
 _PARTNER_COLUMNS = (
     "partner",
@@ -212,7 +215,7 @@ async def _queues(ops: Ops, args: argparse.Namespace, out: TextIO) -> int:
             if args.watch:
                 out.write("\x1b[2J\x1b[H")  # clear the terminal
                 out.write(f"{datetime.datetime.now():%H:%M:%S}  (Ctrl-C stops)\n")
-            _table(out, "queues", found, ("queue", "messages", "consumers"))
+            _table(out, "queues", found, _QUEUE_COLUMNS)
         out.flush()
         if not args.watch:
             return ATTENTION if any(q["messages"] is None for q in found) else OK

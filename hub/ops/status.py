@@ -1,9 +1,10 @@
 """What is flowing and what is stuck: queues, partners, dead letters; and `hub check`.
 
 Queue depths and consumers come from passive declares, so no management
-plugin is needed (unacked counts and broker-side rates need the plugin, which
-the hub does not assume); the rates shown are the hub's own, from
-PostgreSQL: records delivered and failed per partner in the last 5 minutes.
+plugin is needed; where the plugin answers (hub/broker/management.py), each
+queue also gets its unacked count and the broker's in/out rates (None
+without it). The partners' figures are the hub's own, from PostgreSQL:
+records delivered and failed per partner in the last 5 minutes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 
+from hub.broker import management
 from hub.broker.connection import CONNECT_ERRORS
 from hub.errors import HubError, Unavailable
 from hub.ops.context import Ops
@@ -50,6 +52,19 @@ async def queues(ops: Ops) -> list[dict[str, Any]]:
             )
     finally:
         await connection.close()
+    settings = ops.settings
+    plugin = await management.queue_stats(
+        settings.management_urls or management.urls_for(settings.amqp_urls),
+        management.vhost_of(settings.amqp_urls[0]),
+        names,
+    )
+    for row in found:
+        stats = (plugin or {}).get(row["queue"])
+        row["unacked"] = stats.unacked if stats else None
+        row["in_per_s"] = round(stats.in_rate, 1) if stats and stats.in_rate is not None else None
+        row["out_per_s"] = (
+            round(stats.out_rate, 1) if stats and stats.out_rate is not None else None
+        )
     return found
 
 
