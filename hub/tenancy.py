@@ -26,7 +26,8 @@ from hub.errors import ConfigError
 
 T = TypeVar("T")
 
-SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "tenancy.schema.json"
+# Package data (schemas/tenancy.schema.json is a link to it, for readers of schemas/).
+SCHEMA_FILE = Path(__file__).resolve().parent / "tenancy.schema.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -489,9 +491,8 @@ def test_the_containerfile() -> None:
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert lines[0] == "FROM python:3.11-slim"
     assert re.search(r"^RUN pip install /src\b", text, re.M)
-    if not SCHEMA_FILE.is_relative_to(Path(hub.__file__).parent):
-        # read from beside the package, which `pip install` does not fill: the image must
-        assert "$site/schemas/tenancy.schema.json" in text
+    # What the hub reads at run time is the package's own data, which pip installs.
+    assert SCHEMA_FILE.is_relative_to(Path(hub.__file__).parent)
     user = re.search(r"^USER (\S+)$", text, re.M)
     assert user
     assert user[1].split(":")[0] not in ("0", "root")
@@ -501,3 +502,34 @@ def test_the_containerfile() -> None:
     assert re.search(r"^HEALTHCHECK .*CMD \[\"hub\", \"check\"\]$", text, re.M)
     env = dict(re.findall(r"\b(HUB_[A-Z_]+)=(\S+)", text))
     check_hub_env(env | {f"{v}_FILE": "/run/secrets/x" for v in demo_partner_secrets()}, "image")
+
+
+def test_the_wheel_carries_the_package_data(tmp_path: Path) -> None:
+    # What a non-editable install (the image, a VM) gets: the data the hub reads at run time.
+    top = Path(hub.__file__).resolve().parents[1]
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(top),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("connector_hub-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "hub/tenancy.schema.json" in names
+    assert "hub/ops/templates/overview.html" in names
+    assert {n for n in names if n.startswith("hub/store/migrations/")} == {
+        f"hub/store/migrations/{p.name}" for p in (top / "hub/store/migrations").glob("*.sql")
+    }
