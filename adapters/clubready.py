@@ -14,8 +14,14 @@ and `UserAccountRequest`. The settings' `url` is the API's base, e.g.
 Before a create, the store's users with the email are looked up: the one
 whose ExternalId is the hub UUID (a create whose answer was lost), else the
 only one with that email (a person the club made itself), is updated
-instead; several, none the hub's, is a permanent error, not a guess. A user
-without an email is created without the lookup.
+instead; several, none the hub's, is a permanent error, not a guess.
+
+ClubReady's documentation marks Email as required on the create, so a
+create of a user without one (none, or blank) is a PermanentPartnerError
+before any call: no lookup, no POST. An update (the UserId known from an
+earlier save) of a user without an email still goes out, without `Email`:
+the update body carries only the fields the user has, and the update call
+does not need the email to find the person (the UserId is in the path).
 
 Every call carries `ApiKey` (the secret named by `settings.key_env`) and
 `StoreId` (ClubRef.club_id) in its query string; ClubRef.client_id is the
@@ -38,17 +44,19 @@ assumes, not having found it documented: the create's answer
 `{"UserId", "Success", "EmailSent", "PackageAdded"}` (as a public client
 reads it), the routes and list shapes of `/users/find` and `/staff` (as
 public clients call them) and `/club/referral-types` (a guess), and the
-update's answer being the bare `{"Success", "Message"}`, and that the
+update's answer being the bare `{"Success", "Message"}`, that an update
+without `Email` is taken and leaves the email ClubReady has alone, and that the
 parameters, which the metadata lists as query parameters, may be sent as a
 JSON body (ServiceStack binds a request's DTO from either); only `ApiKey` and
 `StoreId` go in the query here.
 
 What it does not do: members (ClubReady's create makes prospects; members
-come from selling a package), an owner or lead-source change on update (the
-update call has no AssignToId or ReferralTypeId), creating referral types
-(no documented create: no `leadsource.create`), finding staff by email (no
-documented filter: the hub matches against `staff.list`). Fields ClubReady
-has no place for are dropped and said so in SaveResult.notes.
+come from selling a package), a prospect without an email (see above), an
+owner or lead-source change on update (the update call has no AssignToId or
+ReferralTypeId), creating referral types (no documented create: no
+`leadsource.create`), finding staff by email (no documented filter: the hub
+matches against `staff.list`). Fields ClubReady has no place for are dropped
+and said so in SaveResult.notes.
 
 This module must never retry, sleep or log, and never guess at an answer it
 cannot read: such an answer is a PermanentPartnerError with the body kept.
@@ -237,7 +245,12 @@ class ClubReadyAdapter(Adapter):
         notes = dropped(user)
         user_id = user.partner_id
         if user_id is None:
-            user_id = await self._already_there(club, user)
+            if user.email is None or not user.email.strip():
+                raise PermanentPartnerError(
+                    f"{self.config.name}: ClubReady needs an email to create a prospect;"
+                    " the record has none"
+                )
+            user_id = await self._already_there(club, user, user.email)
             if user_id is not None:
                 notes.append(f"UserId {user_id} found by email: updated, not created again")
         if user_id is None:
@@ -268,13 +281,11 @@ class ClubReadyAdapter(Adapter):
             for item in answer.objects()
         ]
 
-    async def _already_there(self, club: ClubRef, user: OutboundUser) -> str | None:
-        """The UserId of this person at the store, if a create (maybe ours, its answer lost)
-        or the club already made them; None if nobody there has the email."""
-        if not user.email:
-            return None
-        answer = await self._call("GET", "/users/find", club, query={"Email": user.email})
-        wanted = user.email.strip().casefold()
+    async def _already_there(self, club: ClubRef, user: OutboundUser, email: str) -> str | None:
+        """The UserId of this person (with `email`) at the store, if a create (maybe ours,
+        its answer lost) or the club already made them; None if nobody there has the email."""
+        answer = await self._call("GET", "/users/find", club, query={"Email": email})
+        wanted = email.strip().casefold()
         found = [
             item
             for item in answer.objects()

@@ -233,13 +233,50 @@ async def test_of_two_people_with_the_email_ours_is_taken(
     assert (await adapter.save_user(CLUB, outbound())).partner_id == str(ours)
 
 
-async def test_without_an_email_there_is_no_look_up_and_clubready_refuses(
+# -- without an email --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("email", [None, "", "   "])
+async def test_a_create_without_an_email_is_permanent_before_any_call(
+    adapter: ClubReadyAdapter, fake: FakeClubReady, email: str | None
+) -> None:
+    with pytest.raises(PermanentPartnerError) as caught:
+        await adapter.save_user(CLUB, outbound(email=email))
+    assert str(caught.value) == (
+        "cr: ClubReady needs an email to create a prospect; the record has none"
+    )
+    assert caught.value.status is None
+    assert fake.requests == []
+
+
+async def test_an_update_without_an_email_goes_out_and_keeps_clubreadys_email(
     adapter: ClubReadyAdapter, fake: FakeClubReady
 ) -> None:
-    with pytest.raises(PermanentPartnerError, match="Email is required") as caught:
-        await adapter.save_user(CLUB, outbound(email=None))
-    assert [r.path for r in fake.requests] == ["/api/current/users/prospect"]
-    assert caught.value.status == 200
+    created = await adapter.save_user(CLUB, outbound())
+    updated = await adapter.save_user(
+        CLUB, outbound(partner_id=created.partner_id, email=None, firstname="Augusta")
+    )
+    assert updated.partner_id == created.partner_id
+    update = fake.requests[-1]
+    assert (update.method, update.path) == ("PUT", f"/api/current/users/{created.partner_id}")
+    assert "Email" not in update.json
+    user = fake.users[str(HUB_UUID)]
+    assert (user["FirstName"], user["Email"]) == ("Augusta", "ada@example.com")
+    assert fake.creates[str(HUB_UUID)] == 1
+
+
+@pytest.mark.parametrize("email", [None, " "])
+async def test_the_fake_refuses_a_create_without_an_email_as_clubready_does(
+    fake: FakeClubReady, session: aiohttp.ClientSession, email: str | None
+) -> None:
+    url = f"{fake.url}/users/prospect?ApiKey={TOKEN}&StoreId={STORE}"
+    body: dict[str, Any] = {"FirstName": "Ada", "LastName": "L", "SendEmail": False}
+    if email is not None:
+        body["Email"] = email
+    async with session.post(url, json=body) as response:
+        assert response.status == 200
+        assert await response.json() == {"Success": False, "Message": "Email is required"}
+    assert fake.users == {}
 
 
 # -- the quirk: 200 with "Success": false ------------------------------------------------------
