@@ -396,8 +396,11 @@ def _partner_check(args: argparse.Namespace, settings: Settings) -> int:
         extra = [f.capability for f in findings if f.verdict == "works" and not f.declared]
         if extra:
             out.write(f"works but not declared: {', '.join(sorted(set(extra)))}\n")
+        if mismatches:
+            out.write("\nmismatches, in full:\n")
+            out.writelines(partner_check.in_full(f) for f in mismatches)
         out.write(
-            f"{len(mismatches)} declared capabilities fail\n"
+            f"{len(mismatches)} mismatches with the tenancy file\n"
             if mismatches
             else "every declared capability that can be called works\n"
         )

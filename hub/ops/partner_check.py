@@ -9,6 +9,13 @@ list, else a made-up one), the lead-source list. A declared capability that
 fails, or an undeclared one that works, is reported; only the first is a
 mismatch. Writes (user.save, leadsource.create) are never called: their
 declaration is taken on trust, and said so.
+
+A client's subscription that asks for `owner` while the partner declares no
+staff capability, or for `lead_source` while it declares no lead-source
+capability, is a mismatch too (capability `with owner` / `with lead_source`):
+the hub would deliver without them and say nothing.
+
+It never writes at the partner and never touches the database or the broker.
 """
 
 from __future__ import annotations
@@ -27,6 +34,12 @@ from hub.tenancy import Provider, Tenancy
 
 PROBE_EMAIL = "hub-partner-check@example.invalid"
 _WRITES = (Capability.USER_SAVE, Capability.LEADSOURCE_CREATE)
+# A subscription's `with` extra -> the capabilities of which the hub needs one to send it.
+_EXTRA_NEEDS: dict[str, tuple[Capability, ...]] = {
+    "owner": (Capability.STAFF_LIST, Capability.STAFF_FIND_BY_EMAIL),
+    "lead_source": (Capability.LEADSOURCE_LIST, Capability.LEADSOURCE_CREATE),
+}
+_EXTRA_WHAT = {"owner": "staff", "lead_source": "lead-source"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +87,45 @@ async def check(tenancy: Tenancy, name: str) -> list[Finding]:
             for capability in _WRITES
             if capability in declared
         ]
+        findings += _extras_without_capability(tenancy, provider, declared)
         if not clubs:
             findings.append(Finding("-", "-", False, "not called", "no club has ids for it"))
         for club in clubs:
             findings += await _probe(adapter, club, declared)
+    return findings
+
+
+def in_full(finding: Finding) -> str:
+    """`finding` on lines of its own, its detail whole (the table cuts each cell)."""
+    where = "" if finding.club == "-" else f" ({finding.club})"
+    lines = finding.detail.splitlines() or ["-"]
+    return f"  {finding.capability}{where}\n" + "".join(f"    {line}\n" for line in lines)
+
+
+def _extras_without_capability(
+    tenancy: Tenancy, provider: Provider, declared: frozenset[Capability]
+) -> list[Finding]:
+    """A finding for each client whose subscription asks for an extra that the partner
+    declares no capability to send."""
+    findings = []
+    for client in tenancy.clients.values():
+        for subscription in client.subscriptions:
+            if subscription.provider != provider.name:
+                continue
+            for extra, needs in _EXTRA_NEEDS.items():
+                if extra not in subscription.extras or declared & set(needs):
+                    continue
+                findings.append(
+                    Finding(
+                        f"with {extra}",
+                        "-",
+                        True,
+                        "fails",
+                        f"client {client.name!r} subscribes with {extra}, but provider "
+                        f"{provider.name!r} declares no {_EXTRA_WHAT[extra]} capability "
+                        f"({' or '.join(needs)}): the hub sends it no {extra.replace('_', ' ')}",
+                    )
+                )
     return findings
 
 

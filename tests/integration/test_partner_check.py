@@ -26,6 +26,7 @@ def tenancy(
     adapter: str = "generic_json",
     settings: str = '{ key_env = "CHECK_TOKEN" }',
     receives: str = '["PROSPECT", "MEMBER"]',
+    extras: str = '["owner", "lead_source"]',
 ) -> str:
     return f"""
 [[provider]]
@@ -51,7 +52,7 @@ name = "acme"
   [[client.subscription]]
   provider = "crm"
   receives = {receives}
-  with = ["owner", "lead_source"]
+  with = {extras}
 """
 
 
@@ -110,16 +111,82 @@ async def test_a_declared_capability_the_partner_lacks_is_a_mismatch(tmp_path: P
     code, out, _ = await run(tmp_path, fake, lambda url: tenancy(url, ALL), "crm")
     assert code == 1
     assert "GET /clubs/K-1/lead-sources answered 404" in out
-    assert "2 declared capabilities fail" in out  # and staff.find_by_email
+    assert "2 mismatches with the tenancy file" in out  # and staff.find_by_email
 
 
 async def test_an_undeclared_capability_that_works_is_reported_not_failed(tmp_path: Path) -> None:
     fake = FakeGenericJson(TOKEN)
     code, out, _ = await run(
-        tmp_path, fake, lambda url: tenancy(url, ["user.save", "staff.list"]), "crm"
+        tmp_path,
+        fake,
+        lambda url: tenancy(url, ["user.save", "staff.list"], extras='["owner"]'),
+        "crm",
     )
     assert code == 0
     assert "works but not declared: leadsource.list, staff.find_by_email" in out
+
+
+GLOBEX = """
+[[client]]
+name = "globex"
+  [[client.club]]
+  name = "uptown"
+  ids.crm = { client = "C-2", club = "K-2" }
+  [[client.subscription]]
+  provider = "crm"
+  receives = ["PROSPECT"]
+  with = ["owner", "trial"]
+"""
+NO_OWNER = (
+    "client {client!r} subscribes with owner, but provider 'crm' declares no staff capability"
+    " (staff.list or staff.find_by_email): the hub sends it no owner"
+)
+
+
+async def test_an_extra_subscribed_without_a_capability_to_send_it_is_a_mismatch(
+    tmp_path: Path,
+) -> None:
+    fake = FakeGenericJson(TOKEN)
+    # acme asks for owner and lead_source, globex for owner: crm declares lead sources only.
+    declared = ["user.save", "leadsource.list"]
+    code, out, err = await run(
+        tmp_path, fake, lambda url: tenancy(url, declared) + GLOBEX, "crm", "--json"
+    )
+    assert code == 1, err
+    extras = [f for f in json.loads(out) if f["capability"].startswith("with ")]
+    assert extras == [
+        {
+            "capability": "with owner",
+            "club": "-",
+            "declared": True,
+            "verdict": "fails",
+            "detail": NO_OWNER.format(client=client),
+            "mismatch": True,
+        }
+        for client in ("acme", "globex")
+    ]
+    code, out, err = await run(tmp_path, fake, lambda url: tenancy(url, declared) + GLOBEX, "crm")
+    assert code == 1, err
+    full = out.split("mismatches, in full:\n")[1]
+    assert full == (
+        f"  with owner\n    {NO_OWNER.format(client='acme')}\n"
+        f"  with owner\n    {NO_OWNER.format(client='globex')}\n"
+        "2 mismatches with the tenancy file\n"
+    )
+
+
+async def test_an_extra_needs_one_capability_of_its_kind_only(tmp_path: Path) -> None:
+    fake = FakeGenericJson(TOKEN)
+    declared = ["user.save", "staff.find_by_email", "leadsource.create"]
+    code, out, err = await run(tmp_path, fake, lambda url: tenancy(url, declared), "crm", "--json")
+    assert code == 0, err + out
+    assert not [f for f in json.loads(out) if f["capability"].startswith("with ")]
+    # trial needs no capability.
+    code, out, err = await run(
+        tmp_path, fake, lambda url: tenancy(url, ["user.save"], extras='["trial"]'), "crm"
+    )
+    assert code == 0, err + out
+    assert "with " not in out
 
 
 async def test_connector_xml(tmp_path: Path) -> None:

@@ -45,8 +45,9 @@ class Report:
         return str(found["detail"])
 
     def row(self, capability: str) -> str:
-        """The table's line for `capability`."""
-        [line] = [x for x in self.table.splitlines() if x.split()[:1] == [capability]]
+        """The table's line for `capability` (not the lines after it, that give mismatches)."""
+        table = self.table.split("\nmismatches, in full:\n")[0]
+        [line] = [x for x in table.splitlines() if x.split()[:1] == [capability]]
         return line
 
 
@@ -72,6 +73,7 @@ def mismatch(report: Report, capability: str, answered: str) -> None:
     [found] = [f for f in report.findings if f["capability"] == capability]
     assert (found["declared"], found["verdict"], found["mismatch"]) == (True, "fails", True)
     assert answered in found["detail"], found["detail"]
+    assert answered in report.table.split("\nmismatches, in full:\n")[1], report.table
     assert re.search(r"\byes\s+fails\b", report.row(capability)), report.table
 
 
@@ -111,7 +113,7 @@ async def test_mindbody_without_referral_types_is_a_mismatch(tmp_path: Path) -> 
     assert report.code == 1
     mismatch(report, "leadsource.list", "GET /client/clientreferraltypes answered 404")
     assert report.verdicts()["staff.list"] == "works"
-    assert "1 declared capabilities fail" in report.table
+    assert "1 mismatches with the tenancy file" in report.table
 
 
 async def test_mindbody_with_the_days_quota_used_up_fails(tmp_path: Path) -> None:
@@ -122,7 +124,7 @@ async def test_mindbody_with_the_days_quota_used_up_fails(tmp_path: Path) -> Non
     mismatch(report, "staff.list", "answered 429")
     # After a 429 the adapter counts the site's day as used up, and calls no more.
     mismatch(report, "leadsource.list", "not sent")
-    assert "2 declared capabilities fail" in report.table
+    assert "2 mismatches with the tenancy file" in report.table
     assert len(fake.requests) == 2  # one token issue per run
 
 
@@ -139,8 +141,9 @@ async def test_mindbody_cannot_declare_a_lead_source_create(tmp_path: Path) -> N
 
 
 def at_abc(declared: list[str], receives: str = PROSPECTS) -> Callable[[str], str]:
+    # No lead sources at ABC DataTrak: its subscriptions ask for an owner only.
     return lambda url: tenancy(
-        url, declared, adapter="abc_datatrak", settings=ABC, receives=receives
+        url, declared, adapter="abc_datatrak", settings=ABC, receives=receives, extras='["owner"]'
     )
 
 
@@ -161,7 +164,7 @@ async def test_abc_datatrak_employee_list_not_granted_is_a_mismatch(tmp_path: Pa
     report = await checked(tmp_path, fake, at_abc(["user.save", "staff.list"]))
     assert report.code == 1
     mismatch(report, "staff.list", "GET getEmployeeList answered 403")
-    assert "1 declared capabilities fail" in report.table
+    assert "1 mismatches with the tenancy file" in report.table
 
 
 async def test_abc_datatrak_refuses_members_and_lead_sources_before_calling(
@@ -228,7 +231,7 @@ async def test_clubready_success_false_on_a_200_is_a_mismatch(tmp_path: Path) ->
     assert {r.status for r in fake.requests} == {200}
     mismatch(report, "staff.list", "refused (Success false): Invalid StoreId K-1")
     mismatch(report, "leadsource.list", "refused (Success false): Invalid StoreId K-1")
-    assert "2 declared capabilities fail" in report.table
+    assert "2 mismatches with the tenancy file" in report.table
 
 
 async def test_clubready_without_referral_types_is_a_mismatch(tmp_path: Path) -> None:
@@ -237,3 +240,27 @@ async def test_clubready_without_referral_types_is_a_mismatch(tmp_path: Path) ->
     assert report.code == 1
     mismatch(report, "leadsource.list", "GET /club/referral-types answered 404")
     assert report.verdicts()["staff.list"] == "works"
+
+
+async def test_clubready_a_long_answer_is_given_in_full_after_the_table(tmp_path: Path) -> None:
+    fake = FakeClubReady(TOKEN)
+    message = (
+        "Invalid StoreId K-1: this store was closed on 2026-03-31 and its members moved to"
+        " store 7781; ask the chain's administrator for a key of the new store\n"
+        "Reference: 3f2a8d4e-1b6c-5a7d-9e0f-123456789abc"
+    )
+    fake.fail_next(1, status=200, body=json.dumps({"Success": False, "Message": message}))
+    code, out, err = await run(tmp_path, fake, at_clubready(LISTS), "crm")
+    assert code == 1, err
+    first, second = message.splitlines()
+    row = next(x for x in out.splitlines() if x.split()[:1] == ["staff.list"])
+    assert "ask the chain's administrator" not in row  # the table cuts the cell
+    table, full = out.split("\nmismatches, in full:\n")
+    assert "ask the chain's administrator" not in table
+    assert re.fullmatch(
+        r"  staff\.list \(C-1/K-1\)\n"
+        rf"    200 GET /staff refused \(Success false\): {re.escape(first)}\n"
+        rf"    {re.escape(second)} \(\d+ ms\)\n"
+        r"1 mismatches with the tenancy file\n",
+        full,
+    ), full
