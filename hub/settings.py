@@ -50,6 +50,9 @@ class Settings:
     ingress_addr: Address = field(default_factory=lambda: Address("127.0.0.1", 8080))
     max_body: int = 64 * 1024
     publish_timeout: float = 5.0
+    # How long the ingress lets a lone save wait for others to share its inbox message:
+    # at moderate rates it multiplies the batch every hop gets (0: publish at once).
+    ingress_linger: float = 0.015
     router_prefetch: int = 64
     shutdown_grace: float = 10.0
     retry_tiers: tuple[int, ...] = DEFAULT_TIERS
@@ -86,6 +89,7 @@ class Settings:
             ),
             max_body=_size(env.get("HUB_MAX_BODY"), base.max_body),
             publish_timeout=_positive(env, "HUB_PUBLISH_TIMEOUT", base.publish_timeout),
+            ingress_linger=_not_negative(env, "HUB_INGRESS_LINGER", base.ingress_linger),
             router_prefetch=int(_positive(env, "HUB_ROUTER_PREFETCH", base.router_prefetch)),
             shutdown_grace=_positive(env, "HUB_SHUTDOWN_GRACE", base.shutdown_grace),
             retry_tiers=_tiers(env.get("HUB_RETRY_TIERS"), base.retry_tiers),
@@ -134,6 +138,19 @@ def _tiers(value: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
         return parse_tiers(value)
     except ValueError as exc:
         raise ConfigError(f"HUB_RETRY_TIERS: {exc}") from exc
+
+
+def _not_negative(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise ConfigError(f"{name}: {raw!r} must be seconds from 0 to below 1")
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

@@ -104,7 +104,11 @@ class IngressService:
         # min_size=0: the ingress starts and saves without the database; GETs need it.
         pool = await create_pool(settings.database_url, settings.namespace, min_size=0)
         batcher = InboxBatcher(
-            publisher, topology.inbox_exchange.name, INBOX, timeout=settings.publish_timeout
+            publisher,
+            topology.inbox_exchange.name,
+            INBOX,
+            timeout=settings.publish_timeout,
+            linger=settings.ingress_linger,
         )
         batcher.start()
         self._resources = Resources(settings, self._tenancy, topology, publisher, batcher, pool)

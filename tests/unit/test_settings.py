@@ -15,6 +15,8 @@ def test_defaults() -> None:
     assert settings.namespace == "hub"
     assert settings.ingress_addr == Address("127.0.0.1", 8080)
     assert settings.max_body == 64 * 1024
+    assert settings.ingress_linger == 0.015
+    assert settings.management_urls == ()
 
 
 def test_values_and_a_node_list() -> None:
@@ -24,9 +26,13 @@ def test_values_and_a_node_list() -> None:
             "HUB_NAMESPACE": "t_1",
             "HUB_INGRESS_ADDR": ":9000",
             "HUB_MAX_BODY": "128KiB",
+            "HUB_INGRESS_LINGER": "0",
+            "HUB_MANAGEMENT_URL": "http://u:p@a:15672/api,http://u:p@b:15672/api",
         }
     )
     assert settings.amqp_urls == ("amqp://a:5672/", "amqp://b:5672/")
+    assert settings.ingress_linger == 0
+    assert settings.management_urls == ("http://u:p@a:15672/api", "http://u:p@b:15672/api")
     assert settings.ingress_addr == Address("0.0.0.0", 9000)
     assert settings.max_body == 128 * 1024
 
@@ -45,6 +51,8 @@ def test_a_secret_from_a_file(tmp_path: Path) -> None:
         ("HUB_INGRESS_ADDR", "localhost"),
         ("HUB_MAX_BODY", "lots"),
         ("HUB_PUBLISH_TIMEOUT", "-1"),
+        ("HUB_INGRESS_LINGER", "-0.1"),
+        ("HUB_INGRESS_LINGER", "2"),
         ("HUB_DATABASE_URL_FILE", "/nonexistent/secret"),
     ],
 )
