@@ -8,9 +8,10 @@ module must never open connections or read the tenancy file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +90,7 @@ class Settings:
             ),
             max_body=_size(env.get("HUB_MAX_BODY"), base.max_body),
             publish_timeout=_positive(env, "HUB_PUBLISH_TIMEOUT", base.publish_timeout),
-            ingress_linger=_not_negative(env, "HUB_INGRESS_LINGER", base.ingress_linger),
+            ingress_linger=_linger(env, "HUB_INGRESS_LINGER", base.ingress_linger),
             router_prefetch=int(_positive(env, "HUB_ROUTER_PREFETCH", base.router_prefetch)),
             shutdown_grace=_positive(env, "HUB_SHUTDOWN_GRACE", base.shutdown_grace),
             retry_tiers=_tiers(env.get("HUB_RETRY_TIERS"), base.retry_tiers),
@@ -140,27 +141,25 @@ def _tiers(value: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
         raise ConfigError(f"HUB_RETRY_TIERS: {exc}") from exc
 
 
-def _not_negative(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise ConfigError(f"{name}: {raw!r} must be seconds from 0 to below 1")
-    return value
+def _linger(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds from 0 to below 1."""
+    return _number(env, name, default, lambda v: 0 <= v < 1, "seconds from 0 to below 1")
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, lambda v: v > 0, "a positive number")
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: float, ok: Callable[[float], bool], must: str
+) -> float:
     raw = env.get(name)
     if raw is None:
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ConfigError(f"{name}: {raw!r} must be a positive number")
+        value = math.nan
+    if not ok(value):
+        raise ConfigError(f"{name}: {raw!r} must be {must}")
     return value

@@ -137,4 +137,4 @@ async def ready(port: int) -> None:
             except aiohttp.ClientError:
                 return False
 
-        await eventually(answers, within=60)
+        await eventually(answers, within=30)

@@ -20,6 +20,7 @@ from hub.settings import Settings
 from hub.tenancy import Tenancy
 from tests.conftest import eventually
 from tests.fixtures_tenancy import ENV, INTOUCH_ID, INTOUCH_KEY, user_xml
+from tests.processes import ready
 
 HUB = [sys.executable, "-m", "hub"]
 AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
@@ -48,16 +49,7 @@ async def start_hub(env: dict[str, str], port: int) -> asyncio.subprocess.Proces
     """`hub run` as a process, once its /readyz answers 200."""
     # Not a pipe: nobody reads it, and a full pipe would block the hub's logging.
     process = await asyncio.create_subprocess_exec(*HUB, "run", env=env, stderr=subprocess.DEVNULL)
-    async with aiohttp.ClientSession() as http:
-
-        async def ready() -> bool:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(ready, within=30)
+    await ready(port)
     return process
 
 
