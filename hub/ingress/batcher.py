@@ -8,10 +8,10 @@ next one, so batches grow with the load and add no wait when it is light.
 and raises Unavailable when it was not: a 200 still means "in RabbitMQ".
 
 A save that finds nothing waiting lingers (HUB_INGRESS_LINGER, 15 ms) for
-others to join it, until `enough` (16) wait: below saturation batches would
+others to join it, until `enough` (32) wait: below saturation batches would
 otherwise hold one or two saves, and every hop after (router, job messages,
 delivery transactions) would pay its per-message costs per record. Under
-load 16 are there at once, and nothing lingers. Measured (`hub bench e2e
+load 32 are there at once, and nothing lingers. Measured (`hub bench e2e
 --split --rate 400`): machine CPU a record 4.8 -> 2.4 ms, p99 from post to
 partner 166 - 412 -> 29 ms; closed loop 1,620 -> 1,870 records/s.
 
@@ -47,7 +47,7 @@ class InboxBatcher:
         max_batch: int = 64,
         max_in_flight: int = 4,
         linger: float = 0.0,
-        enough: int = 16,
+        enough: int = 32,
     ) -> None:
         self._publisher = publisher
         self._exchange = exchange
