@@ -108,6 +108,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from hub.ops.service import OpsService  # the web app is only built where it serves
 
         components.append(OpsService(settings, tenancy))
+    elif settings.metrics_addr is not None:
+        from hub.ops.metrics_port import MetricsService
+
+        components.append(MetricsService(settings.metrics_addr, settings.shutdown_grace))
     _event_loop_policy()
     asyncio.run(serve(components))
     return 0

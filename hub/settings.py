@@ -65,6 +65,8 @@ class Settings:
     ops_addr: Address = field(default_factory=lambda: Address("127.0.0.1", 8081))
     ops_token: str | None = None
     ops_read_token: str | None = None
+    # A role run alone (ingress, router, deliver) serves its own counters here (none: off).
+    metrics_addr: Address | None = None
     # RabbitMQ's management API (optional: unacked counts and rates in `hub status`);
     # empty: port 15672 of each AMQP node.
     management_urls: tuple[str, ...] = ()
@@ -100,6 +102,11 @@ class Settings:
             ops_addr=Address.parse("HUB_OPS_ADDR", env.get("HUB_OPS_ADDR", str(base.ops_addr))),
             ops_token=_secret(env, "HUB_OPS_TOKEN") or None,
             ops_read_token=_secret(env, "HUB_OPS_READ_TOKEN") or None,
+            metrics_addr=(
+                Address.parse("HUB_METRICS_ADDR", env["HUB_METRICS_ADDR"])
+                if env.get("HUB_METRICS_ADDR")
+                else None
+            ),
             management_urls=_urls(_secret(env, "HUB_MANAGEMENT_URL") or ""),
         )
 

@@ -1,7 +1,9 @@
 """Several processes of one role on one machine: `hub ingress --processes N`.
 
 The children are plain `hub ROLE` processes sharing the listening port
-(SO_REUSEPORT: the kernel spreads connections over them). The supervisor
+(SO_REUSEPORT: the kernel spreads connections over them). Each needs a
+metrics port of its own (a scrape must reach the process it counts): with
+HUB_METRICS_ADDR=HOST:P, child i (0-based) serves P + i (port 0: any free one). The supervisor
 forwards SIGTERM and SIGINT to every child and waits for them to drain. If a
 child dies on its own, the supervisor stops the others and exits non-zero,
 so that the orchestrator (systemd, Kubernetes) restarts the whole group; it
@@ -24,7 +26,7 @@ log = structlog.get_logger(__name__)
 
 def supervise(role: str, processes: int) -> int:
     command = [sys.executable, "-m", "hub", role]
-    children = [subprocess.Popen(command, env=os.environ.copy()) for _ in range(processes)]
+    children = [subprocess.Popen(command, env=_child_env(i)) for i in range(processes)]
     log.info("supervising", role=role, pids=[c.pid for c in children])
     stopping = False
 
@@ -48,3 +50,13 @@ def supervise(role: str, processes: int) -> int:
     if not stopping:
         return 1
     return max(codes)
+
+
+def _child_env(i: int) -> dict[str, str]:
+    env = os.environ.copy()
+    given = env.get("HUB_METRICS_ADDR")
+    if given:
+        host, _, port = given.rpartition(":")
+        if port.isdigit() and int(port) != 0:
+            env["HUB_METRICS_ADDR"] = f"{host}:{int(port) + i}"
+    return env

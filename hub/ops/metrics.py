@@ -181,6 +181,11 @@ class _Scrape:
         yield from self._families
 
 
+def render_process() -> bytes:
+    """This process's own metrics only (a role's metrics port: no store or broker reads)."""
+    return generate_latest(REGISTRY)
+
+
 async def render(ops: Ops) -> bytes:
     """The text exposition: process metrics, then the gauges read from the store and broker."""
     database, broker = await asyncio.gather(
