@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,19 @@ def one_partner_tenancy(url: str) -> str:
     """intouch sends; "crm" (generic_json at `url`, token in HUB_TEST_PARTNER_TOKEN) receives
     prospects, without owner or lead source."""
     return _TENANCY.replace("URL", url)
+
+
+@contextlib.asynccontextmanager
+async def stopping(roles: list[Role], logs: Path) -> AsyncIterator[None]:
+    """Stop every process of `roles` at the end; print their logs if the test failed."""
+    try:
+        yield
+    except BaseException:
+        show_logs(logs)
+        raise
+    finally:
+        for role in roles:
+            await role.stop()
 
 
 def show_logs(folder: Path) -> None:

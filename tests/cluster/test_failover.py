@@ -42,7 +42,7 @@ from tests.conftest import delete_topology, eventually
 from tests.delivery.conftest import TOKEN, prospect_xml
 from tests.fixtures_tenancy import INTOUCH_KEY
 from tests.integration.test_process import environment, free_port
-from tests.processes import Role, consumers, one_partner_tenancy, ready, show_logs
+from tests.processes import Role, consumers, one_partner_tenancy, ready, stopping
 
 pytestmark = [pytest.mark.cluster, pytest.mark.failover, pytest.mark.timeout(600)]
 
@@ -133,80 +133,77 @@ async def test_killing_nodes_and_processes_under_load_loses_nothing(
     ingress, router, deliver = roles
     inbox, outbox = shape.inbox.name, shape.deliver("crm").name
     try:
-        await ingress.start()
-        for role in (router, deliver):
-            await role.start()
-            await role.start()
-        await consumers(cluster.urls[0], {inbox: 2, outbox: 2})
-        await ready(port)
+        async with stopping(roles, tmp_path):
+            await ingress.start()
+            for role in (router, deliver):
+                await role.start()
+                await role.start()
+            await consumers(cluster.urls[0], {inbox: 2, outbox: 2})
+            await ready(port)
 
-        posted = Load()
-        url = f"http://127.0.0.1:{port}/connector/api/2011-11/user"
-        posting = asyncio.create_task(post_all(url, posted, RECORDS, RATE))
-        answered = lambda: len(posted.answered)  # noqa: E731
-        events: list[str] = []
-        began = time.monotonic()
+            posted = Load()
+            url = f"http://127.0.0.1:{port}/connector/api/2011-11/user"
+            posting = asyncio.create_task(post_all(url, posted, RECORDS, RATE))
+            answered = lambda: len(posted.answered)  # noqa: E731
+            events: list[str] = []
+            began = time.monotonic()
 
-        def event(what: str) -> None:
-            events.append(f"{time.monotonic() - began:6.1f} s  {answered():5d} answered  {what}")
+            def event(what: str) -> None:
+                at = time.monotonic() - began
+                events.append(f"{at:6.1f} s  {answered():5d} answered  {what}")
 
-        # 1. The node that leads the inbox queue.
-        await until(lambda: answered() >= RECORDS * 0.15)
-        leader = await cluster.leader(inbox, via=0)
-        assert leader is not None
-        dead = cluster.index(leader)
-        killed_at = time.monotonic()
-        on_it = await connections_on(cluster, leader, via=(dead + 1) % 3)
-        await cluster.kill(dead)
-        event(f"killed {leader}, the inbox's leader, with connections {on_it}")
-        new_leader = await new_leader_of(cluster, inbox, old=leader)
-        election = time.monotonic() - killed_at
-        event(f"{new_leader} leads the inbox")
-        await cluster.restart()
-        event(f"{leader} back in the cluster")
+            # 1. The node that leads the inbox queue.
+            await until(lambda: answered() >= RECORDS * 0.15)
+            leader = await cluster.leader(inbox, via=0)
+            assert leader is not None
+            dead = cluster.index(leader)
+            killed_at = time.monotonic()
+            on_it = await connections_on(cluster, leader, via=(dead + 1) % 3)
+            await cluster.kill(dead)
+            event(f"killed {leader}, the inbox's leader, with connections {on_it}")
+            new_leader = await new_leader_of(cluster, inbox, old=leader)
+            election = time.monotonic() - killed_at
+            event(f"{new_leader} leads the inbox")
+            await cluster.restart()
+            event(f"{leader} back in the cluster")
 
-        # 2. The node that a delivery worker is connected to.
-        await until(lambda: answered() >= RECORDS * 0.4)
-        node = await connected_node(cluster, "hub-deliver-crm", via=cluster.index(new_leader))
-        on_it = await connections_on(cluster, node, via=(cluster.index(node) + 1) % 3)
-        await cluster.kill(cluster.index(node))
-        event(f"killed {node}, a delivery worker's node, with connections {on_it}")
-        await cluster.restart()
-        event(f"{node} back in the cluster")
+            # 2. The node that a delivery worker is connected to.
+            await until(lambda: answered() >= RECORDS * 0.4)
+            node = await connected_node(cluster, "hub-deliver-crm", via=cluster.index(new_leader))
+            on_it = await connections_on(cluster, node, via=(cluster.index(node) + 1) % 3)
+            await cluster.kill(cluster.index(node))
+            event(f"killed {node}, a delivery worker's node, with connections {on_it}")
+            await cluster.restart()
+            event(f"{node} back in the cluster")
 
-        # 3. One router and one delivery process.
-        await until(lambda: answered() >= RECORDS * 0.65)
-        for role in (router, deliver):
-            await role.kill_one()
-            event(f"killed a {role.name} process")
-            await role.start()
+            # 3. One router and one delivery process.
+            await until(lambda: answered() >= RECORDS * 0.65)
+            for role in (router, deliver):
+                await role.kill_one()
+                event(f"killed a {role.name} process")
+                await role.start()
 
-        await posting
-        event("all posted")
-        expected = set(posted.answered.values())
-        with contextlib.suppress(TimeoutError):
-            await fake.wait_for_users(len(expected), timeout=180)
-        lost = expected - set(fake.users)
-        duplicates = sum(n - 1 for n in fake.creates.values())
-        print("\n" + "\n".join(events))
-        print(
-            f"failover: {RECORDS} records at {RATE:g}/s; answered 200: {len(expected)}; "
-            f"lost {len(lost)}; duplicate creates at the partner {duplicates}; "
-            f"503s/refused (tried again) {posted.refused}; given up {len(posted.given_up)}; "
-            f"longest wait for a 200 {posted.longest_wait:.2f} s; "
-            f"inbox leader {leader} -> {new_leader} in {election:.2f} s (management API)"
-        )
-        assert not posted.given_up, f"never answered 200 within 60 s: {posted.given_up[:10]}"
-        assert len(expected) == RECORDS
-        assert not lost, f"{len(lost)} answered 200, never delivered: {sorted(lost)[:10]}"
-        assert duplicates == 0, fake.creates.most_common(5)
-        await stored_once(settings, expected)
-    except BaseException:
-        show_logs(tmp_path)
-        raise
+            await posting
+            event("all posted")
+            expected = set(posted.answered.values())
+            with contextlib.suppress(TimeoutError):
+                await fake.wait_for_users(len(expected), timeout=180)
+            lost = expected - set(fake.users)
+            duplicates = sum(n - 1 for n in fake.creates.values())
+            print("\n" + "\n".join(events))
+            print(
+                f"failover: {RECORDS} records at {RATE:g}/s; answered 200: {len(expected)}; "
+                f"lost {len(lost)}; duplicate creates at the partner {duplicates}; "
+                f"503s/refused (tried again) {posted.refused}; given up {len(posted.given_up)}; "
+                f"longest wait for a 200 {posted.longest_wait:.2f} s; "
+                f"inbox leader {leader} -> {new_leader} in {election:.2f} s (management API)"
+            )
+            assert not posted.given_up, f"never answered 200 within 60 s: {posted.given_up[:10]}"
+            assert len(expected) == RECORDS
+            assert not lost, f"{len(lost)} answered 200, never delivered: {sorted(lost)[:10]}"
+            assert duplicates == 0, fake.creates.most_common(5)
+            await stored_once(settings, expected)
     finally:
-        for role in roles:
-            await role.stop()
         await cluster.restart()  # whatever the test left down
         await delete_topology(cluster.urls[0], shape)
 

@@ -32,7 +32,7 @@ from tests.conftest import AMQP_URL, delete_topology, eventually
 from tests.delivery.conftest import TOKEN, prospect_xml
 from tests.fixtures_tenancy import INTOUCH_KEY
 from tests.integration.test_process import environment, free_port
-from tests.processes import Role, consumers, one_partner_tenancy, ready, show_logs
+from tests.processes import Role, consumers, one_partner_tenancy, ready, stopping
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -42,7 +42,7 @@ REFUSED = 5
 AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
 
 
-async def test_two_processes_of_each_role_keep_the_guarantees(  # noqa: C901 - one story
+async def test_two_processes_of_each_role_keep_the_guarantees(
     settings: Settings, tmp_path: Path
 ) -> None:
     fake = FakeGenericJson(TOKEN)
@@ -63,86 +63,83 @@ async def test_two_processes_of_each_role_keep_the_guarantees(  # noqa: C901 - o
         Role("deliver", ["deliver"], env, tmp_path),
     ]
     try:
-        for role in roles:
-            await role.start()
-            if role.name != "ingress":
+        async with stopping(roles, tmp_path):
+            for role in roles:
                 await role.start()
-        await consumers(AMQP_URL, {shape.inbox.name: 2, shape.deliver("crm").name: 2})
-        await ready(port)
-        fake.fail_next(REFUSED, status=400, body='{"error": "refused for the test"}')
+                if role.name != "ingress":
+                    await role.start()
+            await consumers(AMQP_URL, {shape.inbox.name: 2, shape.deliver("crm").name: 2})
+            await ready(port)
+            fake.fail_next(REFUSED, status=400, body='{"error": "refused for the test"}')
 
-        url = f"http://127.0.0.1:{port}/connector/api/2011-11/user"
-        answered: dict[str, set[str]] = defaultdict(set)  # record ID -> hub UUIDs answered
-        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}/connector/api/2011-11/user"
+            answered: dict[str, set[str]] = defaultdict(set)  # record ID -> hub UUIDs answered
+            async with aiohttp.ClientSession() as http:
 
-            async def save_three_times(n: int) -> None:
-                for name in NAMES:
-                    body = prospect_xml(f"T-{n}", firstname=name)
-                    async with http.post(url, data=body, headers=AUTH) as r:
-                        text = await r.text()
-                        assert r.status == 200, text
-                        answered[f"T-{n}"].add(text.split("<uuid>")[1].split("<")[0])
+                async def save_three_times(n: int) -> None:
+                    for name in NAMES:
+                        body = prospect_xml(f"T-{n}", firstname=name)
+                        async with http.post(url, data=body, headers=AUTH) as r:
+                            text = await r.text()
+                            assert r.status == 200, text
+                            answered[f"T-{n}"].add(text.split("<uuid>")[1].split("<")[0])
 
-            await asyncio.gather(*(save_three_times(n) for n in range(RECORDS)))
+                await asyncio.gather(*(save_three_times(n) for n in range(RECORDS)))
 
-        assert all(len(uuids) == 1 for uuids in answered.values()), "one hub UUID per record"
-        uuids = {u for us in answered.values() for u in us}
+            assert all(len(uuids) == 1 for uuids in answered.values()), "one hub UUID per record"
+            uuids = {u for us in answered.values() for u in us}
 
-        async def all_latest() -> bool:
-            latest = [fake.users.get(u, {}).get("firstName") for u in uuids]
-            return latest.count(NAMES[-1]) == RECORDS
+            async def all_latest() -> bool:
+                latest = [fake.users.get(u, {}).get("firstName") for u in uuids]
+                return latest.count(NAMES[-1]) == RECORDS
 
-        await eventually(all_latest, within=120)
-        await asyncio.sleep(1)  # anything still to come would break the checks below
+            await eventually(all_latest, within=120)
+            await asyncio.sleep(1)  # anything still to come would break the checks below
 
-        # The partner: one create per person; per person, versions never go back.
-        assert set(fake.creates) == uuids
-        assert set(fake.creates.values()) == {1}
-        seen: dict[str, list[int]] = defaultdict(list)
-        refused = 0
-        for request in fake.requests:
-            if request.status == 400:
-                refused += 1
-            elif request.method in ("POST", "PUT") and request.status < 300:
-                seen[request.path].append(NAMES.index(request.json["firstName"]))
-        assert refused == REFUSED
-        assert all(versions == sorted(versions) for versions in seen.values()), seen
+            # The partner: one create per person; per person, versions never go back.
+            assert set(fake.creates) == uuids
+            assert set(fake.creates.values()) == {1}
+            seen: dict[str, list[int]] = defaultdict(list)
+            refused = 0
+            for request in fake.requests:
+                if request.status == 400:
+                    refused += 1
+                elif request.method in ("POST", "PUT") and request.status < 300:
+                    seen[request.path].append(NAMES.index(request.json["firstName"]))
+            assert refused == REFUSED
+            assert all(versions == sorted(versions) for versions in seen.values()), seen
 
-        connection = await asyncpg.connect(settings.database_url)
-        try:
-            await connection.execute(f"SET search_path TO {settings.namespace}")
-            # A save that a second router applied after a newer one is "stale": it does not
-            # count. So each version is the number of saves applied, the last one's included.
-            rows = await connection.fetch(
-                """SELECT r.uuid::text AS uuid, r.version,
-                          count(*) AS saves,
-                          count(*) FILTER (WHERE c.outcome IN ('created', 'changed')) AS applied,
-                          max(c.version) AS highest
-                     FROM records r JOIN receipts c USING (uuid)
-                    WHERE r.kind = 'user' GROUP BY r.uuid, r.version"""
-            )
-            assert {r["uuid"] for r in rows} == uuids
-            assert {r["saves"] for r in rows} == {len(NAMES)}
-            assert all(r["version"] == r["applied"] == r["highest"] for r in rows), rows
-            delivered = await connection.fetch(
-                "SELECT d.delivered_version = r.version AS latest FROM deliveries d"
-                " JOIN records r USING (uuid) WHERE d.partner = 'crm'"
-            )
-            assert [r["latest"] for r in delivered] == [True] * RECORDS
+            connection = await asyncpg.connect(settings.database_url)
+            try:
+                await connection.execute(f"SET search_path TO {settings.namespace}")
+                # A save that a second router applied after a newer one is "stale": it does not
+                # count. So each version is the number of saves applied, the last one's included.
+                rows = await connection.fetch(
+                    """SELECT r.uuid::text AS uuid, r.version,
+                              count(*) AS saves,
+                              count(*) FILTER (WHERE c.outcome IN ('created', 'changed'))
+                                AS applied,
+                              max(c.version) AS highest
+                         FROM records r JOIN receipts c USING (uuid)
+                        WHERE r.kind = 'user' GROUP BY r.uuid, r.version"""
+                )
+                assert {r["uuid"] for r in rows} == uuids
+                assert {r["saves"] for r in rows} == {len(NAMES)}
+                assert all(r["version"] == r["applied"] == r["highest"] for r in rows), rows
+                delivered = await connection.fetch(
+                    "SELECT d.delivered_version = r.version AS latest FROM deliveries d"
+                    " JOIN records r USING (uuid) WHERE d.partner = 'crm'"
+                )
+                assert [r["latest"] for r in delivered] == [True] * RECORDS
 
-            async def kept() -> bool:
-                return bool(await connection.fetchval("SELECT count(*) FROM dead_letters") >= 5)
+                async def kept() -> bool:
+                    return bool(await connection.fetchval("SELECT count(*) FROM dead_letters") >= 5)
 
-            await eventually(kept, within=30)
-            await asyncio.sleep(1)
-            assert await connection.fetchval("SELECT count(*) FROM dead_letters") == REFUSED
-        finally:
-            await connection.close()
-    except BaseException:
-        show_logs(tmp_path)
-        raise
+                await eventually(kept, within=30)
+                await asyncio.sleep(1)
+                assert await connection.fetchval("SELECT count(*) FROM dead_letters") == REFUSED
+            finally:
+                await connection.close()
     finally:
-        for role in roles:
-            await role.stop()
         await fake.stop()
         await delete_topology(AMQP_URL, shape)

@@ -23,7 +23,7 @@ from tests.conftest import AMQP_URL, delete_topology, eventually
 from tests.delivery.conftest import TOKEN, prospect_xml
 from tests.fixtures_tenancy import INTOUCH_KEY
 from tests.integration.test_process import environment, free_port
-from tests.processes import Role, consumers, one_partner_tenancy, ready, show_logs
+from tests.processes import Role, consumers, one_partner_tenancy, ready, stopping
 
 AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
 RECORDS = 6
@@ -61,6 +61,18 @@ async def scrape(http: aiohttp.ClientSession, port: int) -> Samples:
     }
 
 
+async def all_answer(ports: list[int]) -> bool:
+    async with aiohttp.ClientSession() as http:
+        for port in ports:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                    if answer.status != 200:
+                        return False
+            except aiohttp.ClientError:
+                return False
+    return True
+
+
 def total(found: Samples, name: str, **labels: str) -> float:
     want = set(labels.items())
     return sum(v for (n, ls), v in found.items() if n == name and want <= set(ls))
@@ -91,46 +103,47 @@ async def test_each_role_process_serves_its_own_counters(
         Role("deliver", ["deliver"], on(deliver_metrics), tmp_path),
     ]
     try:
-        for role in roles:
-            await role.start()
-        await consumers(AMQP_URL, {shape.inbox.name: 1, shape.deliver("crm").name: 1})
-        await ready(port)
-        async with aiohttp.ClientSession() as http:
-            for n in range(RECORDS):
-                url = f"http://127.0.0.1:{port}{SAVES}"
-                async with http.post(url, data=prospect_xml(f"M-{n}"), headers=AUTH) as r:
-                    assert r.status == 200, await r.text()
-            await fake.wait_for_users(RECORDS, timeout=30)
+        async with stopping(roles, tmp_path):
+            for role in roles:
+                await role.start()
+            await consumers(AMQP_URL, {shape.inbox.name: 1, shape.deliver("crm").name: 1})
+            await ready(port)
+            # /readyz answers from whichever ingress child is up: wait for every port.
+            ports = [ingress_metrics, ingress_metrics + 1, router_metrics, deliver_metrics]
+            await eventually(lambda: all_answer(ports), within=30)
+            async with aiohttp.ClientSession() as http:
+                for n in range(RECORDS):
+                    url = f"http://127.0.0.1:{port}{SAVES}"
+                    async with http.post(url, data=prospect_xml(f"M-{n}"), headers=AUTH) as r:
+                        assert r.status == 200, await r.text()
+                await fake.wait_for_users(RECORDS, timeout=30)
 
-            async def delivered() -> dict | None:  # type: ignore[type-arg]
-                found = await scrape(http, deliver_metrics)
-                counted = total(found, "hub_deliveries_total", partner="crm", outcome="delivered")
-                return found if counted == RECORDS else None
+                async def delivered() -> dict | None:  # type: ignore[type-arg]
+                    found = await scrape(http, deliver_metrics)
+                    counted = total(
+                        found, "hub_deliveries_total", partner="crm", outcome="delivered"
+                    )
+                    return found if counted == RECORDS else None
 
-            await eventually(delivered, within=10)
-            # Each ingress child counts its own requests; together, every save.
-            children = [await scrape(http, ingress_metrics + i) for i in range(2)]
-            saves = [
-                total(
-                    c,
-                    "hub_http_requests_total",
-                    endpoint="/connector/api/2011-11/user",
-                    status="200",
-                )
-                for c in children
-            ]
-            assert sum(saves) == RECORDS, saves
-            assert all(total(c, "hub_deliveries_total") == 0 for c in children)
-            router = await scrape(http, router_metrics)
-            assert total(router, "hub_publish_confirm_seconds_count") >= 1
-            assert total(router, "hub_deliveries_total") == 0
-            async with http.get(f"http://127.0.0.1:{router_metrics}/healthz") as r:
-                assert r.status == 200
-    except BaseException:
-        show_logs(tmp_path)
-        raise
+                await eventually(delivered, within=10)
+                # Each ingress child counts its own requests; together, every save.
+                children = [await scrape(http, ingress_metrics + i) for i in range(2)]
+                saves = [
+                    total(
+                        c,
+                        "hub_http_requests_total",
+                        endpoint="/connector/api/2011-11/user",
+                        status="200",
+                    )
+                    for c in children
+                ]
+                assert sum(saves) == RECORDS, saves
+                assert all(total(c, "hub_deliveries_total") == 0 for c in children)
+                router = await scrape(http, router_metrics)
+                assert total(router, "hub_publish_confirm_seconds_count") >= 1
+                assert total(router, "hub_deliveries_total") == 0
+                async with http.get(f"http://127.0.0.1:{router_metrics}/healthz") as r:
+                    assert r.status == 200
     finally:
-        for role in roles:
-            await role.stop()
         await fake.stop()
         await delete_topology(AMQP_URL, shape)
