@@ -36,11 +36,9 @@ last created for it. IDs are GUIDs numbered per fake, so runs repeat.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime
 import itertools
-import os
 import re
 import uuid
 from typing import Any
@@ -49,7 +47,15 @@ from aiohttp import web
 from lxml import etree
 
 from adapters.base import Capability
-from adapters.fakes.server import FakeServer, Refused, serve, split_seed
+from adapters.fakes.server import (
+    FakeServer,
+    Refused,
+    capabilities_of,
+    command_line,
+    secret,
+    seed,
+    serve,
+)
 from hub.connector import xmlsafe
 from hub.errors import InvalidDocument
 
@@ -316,26 +322,18 @@ def _xml(root: etree._Element, status: int = 200) -> web.Response:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m adapters.fakes.abc_datatrak",
-        description="A fake ABC Financial DataTrak (prospects, employees).",
+    parser = command_line(
+        "abc_datatrak", "A fake ABC Financial DataTrak (prospects, employees).", 9103
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9103)
     parser.add_argument("--app-id", required=True, help="the hub's Application ID at ABC")
     parser.add_argument("--key-env", required=True, help="variable holding the app key")
     parser.add_argument("--club", action="append", help="a club number granted (default: all)")
     parser.add_argument("--staff", action="append", default=[], metavar="CLUB:EMAIL")
-    parser.add_argument("--capability", action="append", choices=[c.value for c in Capability])
     args = parser.parse_args(argv)
-    key = os.environ.get(args.key_env)
-    if not key:
-        parser.error(f"{args.key_env} is not set")
-    capabilities = {Capability(c) for c in args.capability} if args.capability else None
-    fake = FakeAbcDataTrak(args.app_id, key, capabilities, set(args.club) if args.club else None)
-    for seed in args.staff:
-        club, email = split_seed(seed, 2)
-        fake.add_staff(club, email)
+    clubs = set(args.club) if args.club else None
+    key = secret(parser, args.key_env)
+    fake = FakeAbcDataTrak(args.app_id, key, capabilities_of(args), clubs)
+    seed(args.staff, 2, fake.add_staff)
     asyncio.run(serve(fake, args.host, args.port, "fake ABC DataTrak"))
 
 

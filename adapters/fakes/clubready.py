@@ -37,18 +37,24 @@ same. Staff, referral types and existing users are seeded with `add_staff`,
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime
 import itertools
-import os
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from adapters.base import Capability
-from adapters.fakes.server import FakeServer, Refused, serve, split_seed
+from adapters.fakes.server import (
+    FakeServer,
+    Refused,
+    capabilities_of,
+    command_line,
+    secret,
+    seed,
+    serve,
+)
 
 TEXT = frozenset(
     {"FirstName", "LastName", "Email", "Gender", "DateOfBirth", "City", "State", "Zip"}
@@ -319,25 +325,14 @@ def _dumps(data: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m adapters.fakes.clubready", description="A fake ClubReady API."
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9103)
+    parser = command_line("clubready", "A fake ClubReady API.", 9103)
     parser.add_argument("--key-env", required=True, help="variable holding the ApiKey")
     parser.add_argument("--staff", action="append", default=[], metavar="STORE:EMAIL")
     parser.add_argument("--referral-type", action="append", default=[], metavar="STORE:NAME")
-    parser.add_argument("--capability", action="append", choices=[c.value for c in Capability])
     args = parser.parse_args(argv)
-    key = os.environ.get(args.key_env)
-    if not key:
-        parser.error(f"{args.key_env} is not set")
-    capabilities = {Capability(c) for c in args.capability} if args.capability else None
-    fake = FakeClubReady(key, capabilities)
-    for seed in args.staff:
-        fake.add_staff(*split_seed(seed, 2))
-    for seed in args.referral_type:
-        fake.add_referral_type(*split_seed(seed, 2))
+    fake = FakeClubReady(secret(parser, args.key_env), capabilities_of(args))
+    seed(args.staff, 2, fake.add_staff)
+    seed(args.referral_type, 2, fake.add_referral_type)
     asyncio.run(serve(fake, args.host, args.port, "fake ClubReady API"))
 
 

@@ -14,17 +14,24 @@ This fake must never import the adapter it tests.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import os
 import uuid
 
 from aiohttp import web
 from lxml import etree
 
 from adapters.base import Capability
-from adapters.fakes.server import FakeServer, Refused, bearer, serve, split_seed
+from adapters.fakes.server import (
+    FakeServer,
+    Refused,
+    bearer,
+    capabilities_of,
+    command_line,
+    secret,
+    seed,
+    serve,
+)
 from hub.connector import answers
 from hub.connector.documents import Document, Kind, parse
 from hub.errors import InvalidDocument
@@ -185,27 +192,16 @@ def _xml(body: bytes, status: int = 200) -> web.Response:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m adapters.fakes.connector_xml",
-        description="A fake partner speaking the Connector API.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9101)
+    parser = command_line("connector_xml", "A fake partner speaking the Connector API.", 9101)
     parser.add_argument("--key-env", required=True, help="variable holding the hub's key there")
     parser.add_argument("--identifier", required=True, help="the hub's provider identifier")
     parser.add_argument("--staff", action="append", default=[], metavar="CLIENT:CLUB:EMAIL")
     parser.add_argument("--lead-source", action="append", default=[], metavar="CLIENT:CLUB:NAME")
-    parser.add_argument("--capability", action="append", choices=[c.value for c in Capability])
     args = parser.parse_args(argv)
-    key = os.environ.get(args.key_env)
-    if not key:
-        parser.error(f"{args.key_env} is not set")
-    capabilities = {Capability(c) for c in args.capability} if args.capability else None
-    fake = FakeConnectorPartner(key, args.identifier, capabilities)
-    for seed in args.staff:
-        fake.add_staff(*split_seed(seed, 3))
-    for seed in args.lead_source:
-        fake.add_lead_source(*split_seed(seed, 3))
+    key = secret(parser, args.key_env)
+    fake = FakeConnectorPartner(key, args.identifier, capabilities_of(args))
+    seed(args.staff, 3, fake.add_staff)
+    seed(args.lead_source, 3, fake.add_lead_source)
     asyncio.run(serve(fake, args.host, args.port, "fake Connector partner"))
 
 

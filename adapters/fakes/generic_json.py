@@ -12,10 +12,8 @@ This fake must never import the adapter it tests.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import os
 import uuid
 from typing import Any
 
@@ -23,7 +21,16 @@ import orjson
 from aiohttp import web
 
 from adapters.base import Capability
-from adapters.fakes.server import FakeServer, Refused, bearer, serve, split_seed
+from adapters.fakes.server import (
+    FakeServer,
+    Refused,
+    bearer,
+    capabilities_of,
+    command_line,
+    secret,
+    seed,
+    serve,
+)
 
 USER_FIELDS = frozenset(
     {
@@ -181,25 +188,14 @@ def _user_problems(user: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m adapters.fakes.generic_json", description="A fake generic_json partner."
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9102)
+    parser = command_line("generic_json", "A fake generic_json partner.", 9102)
     parser.add_argument("--token-env", required=True, help="variable holding the bearer token")
     parser.add_argument("--staff", action="append", default=[], metavar="CLUB:EMAIL")
     parser.add_argument("--lead-source", action="append", default=[], metavar="CLUB:NAME")
-    parser.add_argument("--capability", action="append", choices=[c.value for c in Capability])
     args = parser.parse_args(argv)
-    token = os.environ.get(args.token_env)
-    if not token:
-        parser.error(f"{args.token_env} is not set")
-    capabilities = {Capability(c) for c in args.capability} if args.capability else None
-    fake = FakeGenericJson(token, capabilities)
-    for seed in args.staff:
-        fake.add_staff(*split_seed(seed, 2))
-    for seed in args.lead_source:
-        fake.add_lead_source(*split_seed(seed, 2))
+    fake = FakeGenericJson(secret(parser, args.token_env), capabilities_of(args))
+    seed(args.staff, 2, fake.add_staff)
+    seed(args.lead_source, 2, fake.add_lead_source)
     asyncio.run(serve(fake, args.host, args.port, "fake generic_json partner"))
 
 

@@ -40,11 +40,9 @@ from 100000001 (Mindbody's default RSSIDs), staff Ids from 1, per fake.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime
 import itertools
-import os
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,7 +51,14 @@ import orjson
 from aiohttp import web
 
 from adapters.base import Capability
-from adapters.fakes.server import FakeServer, serve, split_seed
+from adapters.fakes.server import (
+    FakeServer,
+    capabilities_of,
+    command_line,
+    secret,
+    seed,
+    serve,
+)
 
 # The AddClientRequest model's properties (the docs' list), less the card and billing ones.
 CLIENT_FIELDS = frozenset(
@@ -352,37 +357,23 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m adapters.fakes.mindbody", description="A fake Mindbody site."
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9104)
+    parser = command_line("mindbody", "A fake Mindbody site.", 9104)
     parser.add_argument("--key-env", required=True, help="variable holding the API key")
     parser.add_argument("--username", required=True, help="the staff user's name")
     parser.add_argument("--password-env", required=True, help="variable holding its password")
     parser.add_argument("--daily-quota", type=int, default=1000, help="calls per site per day")
     parser.add_argument("--staff", action="append", default=[], metavar="SITE:EMAIL")
     parser.add_argument("--referral-type", action="append", default=[], metavar="SITE:NAME")
-    parser.add_argument("--capability", action="append", choices=[c.value for c in Capability])
     args = parser.parse_args(argv)
-    values = {}
-    for var in (args.key_env, args.password_env):
-        if not os.environ.get(var):
-            parser.error(f"{var} is not set")
-        values[var] = os.environ[var]
-    capabilities = {Capability(c) for c in args.capability} if args.capability else None
     fake = FakeMindbody(
-        values[args.key_env],
+        secret(parser, args.key_env),
         args.username,
-        values[args.password_env],
+        secret(parser, args.password_env),
         daily_quota=args.daily_quota,
-        capabilities=capabilities,
+        capabilities=capabilities_of(args),
     )
-    for seed in args.staff:
-        site, email = split_seed(seed, 2)
-        fake.add_staff(site, email)
-    for seed in args.referral_type:
-        fake.add_lead_source(*split_seed(seed, 2))
+    seed(args.staff, 2, fake.add_staff)
+    seed(args.referral_type, 2, fake.add_lead_source)
     asyncio.run(serve(fake, args.host, args.port, "fake Mindbody site"))
 
 

@@ -17,7 +17,9 @@ and the fakes), and a fake must never reach out to anything.
 from __future__ import annotations
 
 import abc
+import argparse
 import asyncio
+import os
 import signal
 import time
 from collections import Counter
@@ -195,6 +197,36 @@ def _json_or_none(body: bytes) -> Any:
 def bearer(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
+
+
+def command_line(module: str, description: str, port: int) -> argparse.ArgumentParser:
+    """A fake's command line: `--host`, `--port` and `--capability`, to which it adds its own."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m adapters.fakes.{module}", description=description
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--capability", action="append", choices=[c.value for c in Capability])
+    return parser
+
+
+def secret(parser: argparse.ArgumentParser, variable: str) -> str:
+    """The value of the environment variable a `--...-env` option names; exit 2 if unset."""
+    value = os.environ.get(variable)
+    if not value:
+        parser.error(f"{variable} is not set")
+    return value
+
+
+def capabilities_of(args: argparse.Namespace) -> set[Capability] | None:
+    """The `--capability` options given; None (all of the fake's) when there are none."""
+    return {Capability(c) for c in args.capability} if args.capability else None
+
+
+def seed(values: list[str], parts: int, add: Callable[..., object]) -> None:
+    """`add(*parts)` for each command line seed such as CLUB:EMAIL."""
+    for value in values:
+        add(*split_seed(value, parts))
 
 
 def split_seed(value: str, parts: int) -> list[str]:

@@ -58,6 +58,47 @@ async def test_the_generic_json_fake_as_a_process(session: aiohttp.ClientSession
         await _stop(process)
 
 
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        (
+            "adapters.fakes.mindbody",
+            [
+                "--key-env",
+                "FAKE_PARTNER_KEY",
+                "--username",
+                "hub",
+                "--password-env",
+                "FAKE_PARTNER_KEY",
+                "--staff",
+                "S-1:sam@example.com",
+                "--referral-type",
+                "S-1:Walk-in",
+            ],
+        ),
+        (
+            "adapters.fakes.abc_datatrak",
+            ["--app-id", "hub", "--key-env", "FAKE_PARTNER_KEY", "--staff", "0417:sam@example.com"],
+        ),
+        (
+            "adapters.fakes.clubready",
+            [
+                "--key-env",
+                "FAKE_PARTNER_KEY",
+                "--staff",
+                "77:sam@example.com",
+                "--referral-type",
+                "77:Walk-in",
+            ],
+        ),
+    ],
+)
+async def test_the_other_fakes_start_seeded_and_stop(module: str, args: list[str]) -> None:
+    process, url = await _run(module, *args)
+    assert url.startswith("http://127.0.0.1:")
+    await _stop(process)
+
+
 async def test_the_connector_fake_as_a_process(session: aiohttp.ClientSession) -> None:
     process, url = await _run(
         "adapters.fakes.connector_xml",
@@ -88,6 +129,12 @@ async def test_the_connector_fake_as_a_process(session: aiohttp.ClientSession) -
             "adapters.fakes.connector_xml",
             ["--key-env", "NO_SUCH_VARIABLE_SET", "--identifier", IDENTIFIER],
         ),
+        (
+            "adapters.fakes.mindbody",
+            ["--key-env", "NO_SUCH_VARIABLE_SET", "--username", "u", "--password-env", "PATH"],
+        ),
+        ("adapters.fakes.abc_datatrak", ["--app-id", "a", "--key-env", "NO_SUCH_VARIABLE_SET"]),
+        ("adapters.fakes.clubready", ["--key-env", "NO_SUCH_VARIABLE_SET"]),
     ],
 )
 async def test_a_missing_key_stops_the_fake_at_once(module: str, args: list[str]) -> None:
