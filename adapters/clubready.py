@@ -332,20 +332,14 @@ class ClubReadyAdapter(Adapter):
             total=self._timeout,
             explain=explain,
         )
-        answer = _Answer(what, status, raw)
-        try:
-            answer.data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise answer.nonsense("the answer is not JSON") from exc
+        answer = _Answer.parse(what, status, raw)
         answer.raise_if_refused()
         return answer
 
 
 @dataclass(slots=True)
-class _Answer(http.Answer):
+class _Answer(http.JsonAnswer):
     """ClubReady's answer, parsed."""
-
-    data: Any = None
 
     def raise_if_refused(self) -> None:
         """A 2xx with `"Success": false` is ClubReady saying no: transient or permanent."""
@@ -370,11 +364,6 @@ class _Answer(http.Answer):
             raise self.nonsense('the answer has no "Success": true')
         return self.data
 
-    def objects(self) -> list[dict[str, Any]]:
-        if not isinstance(self.data, list) or not all(isinstance(i, dict) for i in self.data):
-            raise self.nonsense("the answer is not a list of objects")
-        return self.data
-
     def id_of(self, item: dict[str, Any], key: str) -> str:
         value = item.get(key)
         # ClubReady's IDs are integers; the hub keeps every ID as text.
@@ -383,11 +372,3 @@ class _Answer(http.Answer):
         if isinstance(value, str) and value.strip().isdigit():
             return value.strip()
         raise self.nonsense(f"{key} is missing or not an ID")
-
-    def text(self, item: dict[str, Any], key: str) -> str:
-        value = item.get(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self.nonsense(f"{key} is not a string")
-        return value

@@ -17,8 +17,6 @@ cannot read: such an answer is a PermanentPartnerError with the body kept.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -95,7 +93,7 @@ class GenericJsonAdapter(Adapter):
             idempotency_key=user.idempotency_key or None,
             record=str(user.hub_uuid),
         )
-        return SaveResult(partner_id=answer.id_of(answer.object()))
+        return SaveResult(partner_id=answer.id_of(answer.object(), "id"))
 
     async def list_staff(self, club: ClubRef) -> list[StaffMember]:
         return await self._staff(f"/clubs/{_segment(club.club_id)}/staff")
@@ -107,20 +105,20 @@ class GenericJsonAdapter(Adapter):
     async def list_lead_sources(self, club: ClubRef) -> list[LeadSource]:
         answer = await self._call("GET", f"/clubs/{_segment(club.club_id)}/lead-sources")
         return [
-            LeadSource(id=answer.id_of(item), name=answer.text(item, "name"))
+            LeadSource(id=answer.id_of(item, "id"), name=answer.text(item, "name"))
             for item in answer.objects()
         ]
 
     async def create_lead_source(self, club: ClubRef, name: str) -> LeadSource:
         path = f"/clubs/{_segment(club.club_id)}/lead-sources"
         answer = await self._call("POST", path, orjson.dumps({"name": name}))
-        return LeadSource(id=answer.id_of(answer.object()), name=name)
+        return LeadSource(id=answer.id_of(answer.object(), "id"), name=name)
 
     async def _staff(self, path: str) -> list[StaffMember]:
         answer = await self._call("GET", path)
         return [
             StaffMember(
-                id=answer.id_of(item),
+                id=answer.id_of(item, "id"),
                 email=answer.text(item, "email"),
                 first_name=answer.text(item, "firstName"),
                 last_name=answer.text(item, "lastName"),
@@ -136,7 +134,7 @@ class GenericJsonAdapter(Adapter):
         *,
         idempotency_key: str | None = None,
         record: str | None = None,
-    ) -> _Answer:
+    ) -> http.JsonAnswer:
         """The JSON answer of one request (`path` already escaped)."""
         headers = {
             "Authorization": f"Bearer {self._token}",
@@ -158,46 +156,7 @@ class GenericJsonAdapter(Adapter):
             body=body,
             total=self._timeout,
         )
-        answer = _Answer(what, status, raw)
-        try:
-            answer.data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise answer.nonsense("the answer is not JSON") from exc
-        return answer
-
-
-@dataclass(slots=True)
-class _Answer(http.Answer):
-    """The partner's answer, parsed."""
-
-    data: Any = None
-
-    def object(self) -> dict[str, Any]:
-        if not isinstance(self.data, dict):
-            raise self.nonsense("the answer is not a JSON object")
-        return self.data
-
-    def objects(self) -> list[dict[str, Any]]:
-        if not isinstance(self.data, list) or not all(isinstance(i, dict) for i in self.data):
-            raise self.nonsense("the answer is not a list of objects")
-        return self.data
-
-    def id_of(self, item: dict[str, Any]) -> str:
-        value = item.get("id")
-        # Partners with numeric keys send numbers; the hub keeps every ID as text.
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value
-        raise self.nonsense("an id is missing or empty")
-
-    def text(self, item: dict[str, Any], key: str) -> str:
-        value = item.get(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self.nonsense(f"{key} is not a string")
-        return value
+        return http.JsonAnswer.parse(what, status, raw)
 
 
 def _stable_key(method: str, path: str, body: bytes | None) -> str:

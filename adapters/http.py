@@ -18,9 +18,10 @@ import email.utils
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
+import orjson
 import yarl
 
 from adapters.base import (
@@ -184,3 +185,47 @@ class Answer:
             status=self.status,
             answer=self.raw.decode("utf-8", "replace"),
         )
+
+
+@dataclass(slots=True)
+class JsonAnswer(Answer):
+    """A 2xx JSON answer (`parse`), read strictly like `Answer`."""
+
+    data: Any = None
+
+    @classmethod
+    def parse(cls, what: str, status: int, raw: bytes) -> Self:
+        answer = cls(what, status, raw)
+        try:
+            answer.data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise answer.nonsense("the answer is not JSON") from exc
+        return answer
+
+    def object(self) -> dict[str, Any]:
+        if not isinstance(self.data, dict):
+            raise self.nonsense("the answer is not a JSON object")
+        return self.data
+
+    def objects(self) -> list[dict[str, Any]]:
+        if not isinstance(self.data, list) or not all(isinstance(i, dict) for i in self.data):
+            raise self.nonsense("the answer is not a list of objects")
+        return self.data
+
+    def id_of(self, item: dict[str, Any], key: str) -> str:
+        """An ID, sent as a number or as text; the hub keeps every ID as text."""
+        value = item.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value.strip():
+            return value
+        raise self.nonsense(f"{key} is missing or empty")
+
+    def text(self, item: dict[str, Any], key: str) -> str:
+        """A text field; "" when absent."""
+        value = item.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.nonsense(f"{key} is not a string")
+        return value

@@ -264,7 +264,8 @@ class MindbodyAdapter(Adapter):
         else:
             body = {"Client": {"Id": client_id, **client}, "CrossRegionalUpdate": False}
             answer = await self._call(site, "POST", "/client/updateclient", body)
-        return SaveResult(partner_id=answer.id_of(answer.member("Client")), notes=tuple(notes))
+        saved = answer.id_of(answer.member("Client"), "Id")
+        return SaveResult(partner_id=saved, notes=tuple(notes))
 
     async def list_staff(self, club: ClubRef) -> list[StaffMember]:
         staff: list[StaffMember] = []
@@ -274,7 +275,7 @@ class MindbodyAdapter(Adapter):
             items = answer.items("StaffMembers")
             staff += [
                 StaffMember(
-                    id=answer.id_of(item),
+                    id=answer.id_of(item, "Id"),
                     email=answer.text(item, "Email"),
                     first_name=answer.text(item, "FirstName"),
                     last_name=answer.text(item, "LastName"),
@@ -303,7 +304,7 @@ class MindbodyAdapter(Adapter):
         ]
         if not same:
             return None, []
-        found = answer.id_of(same[0])
+        found = answer.id_of(same[0], "Id")
         notes = [f"client {found} has this email and name: updated, not added again"]
         if len(same) > 1:
             notes.append(f"{len(same)} clients have this email and name; the first was updated")
@@ -368,12 +369,7 @@ class MindbodyAdapter(Adapter):
                 answer=exc.answer,
                 retry_after=until_tomorrow(self.quota.now()),
             ) from exc
-        answer = _Answer(what, status, raw)
-        try:
-            answer.data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise answer.nonsense("the answer is not JSON") from exc
-        return answer
+        return _Answer.parse(what, status, raw)
 
 
 def _folded(value: Any) -> str:
@@ -395,15 +391,8 @@ def _whole(config: PartnerConfig, key: str, default: int, low: int, high: int | 
 
 
 @dataclass(slots=True)
-class _Answer(http.Answer):
+class _Answer(http.JsonAnswer):
     """Mindbody's answer, parsed."""
-
-    data: Any = None
-
-    def object(self) -> dict[str, Any]:
-        if not isinstance(self.data, dict):
-            raise self.nonsense("the answer is not a JSON object")
-        return self.data
 
     def member(self, key: str) -> dict[str, Any]:
         value = self.object().get(key)
@@ -427,20 +416,3 @@ class _Answer(http.Answer):
         paging = self.object().get("PaginationResponse")
         total = paging.get("TotalResults") if isinstance(paging, dict) else None
         return total if isinstance(total, int) and not isinstance(total, bool) else default
-
-    def id_of(self, item: dict[str, Any]) -> str:
-        value = item.get("Id")
-        # Client Ids are text (RSSIDs), staff Ids numbers; the hub keeps every ID as text.
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value
-        raise self.nonsense("an Id is missing or empty")
-
-    def text(self, item: dict[str, Any], key: str) -> str:
-        value = item.get(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self.nonsense(f"{key} is not a string")
-        return value
