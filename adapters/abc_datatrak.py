@@ -89,7 +89,6 @@ XML = "application/xml"
 # The docs' "string, up to N characters" of insertProspect.
 LIMITS = {"firstName": 15, "lastName": 19, "street": 40, "city": 17, "zip": 10, "email": 60}
 GENDERS = {"M": "male", "F": "female"}
-MEMBER_KINDS = frozenset({"MEMBER", "FORMER_MEMBER"})
 # How far back the re-create check looks: the club's time zone is unknown, so days.
 LOOKUP_WINDOW = datetime.timedelta(days=2)
 _STATE = re.compile(r"[A-Za-z]{2}")
@@ -199,6 +198,8 @@ class AbcDataTrakAdapter(Adapter):
     """Creates and updates prospects in a DataTrak club; lists its active employees."""
 
     name = "abc_datatrak"
+    title = "ABC DataTrak"
+    prospects_only = True
     supported = frozenset({Capability.USER_SAVE, Capability.STAFF_LIST})
 
     def __init__(self, config: PartnerConfig, session: aiohttp.ClientSession) -> None:
@@ -213,19 +214,8 @@ class AbcDataTrakAdapter(Adapter):
         self._timeout = http.timeout_of(config.name, config.settings)
         self._base = http.base_url(config.name, config.url)
 
-    def check_subscription(self, receives: frozenset[str]) -> None:
-        members = receives & MEMBER_KINDS
-        if members:
-            raise AdapterConfigError(
-                f"provider {self.config.name!r}: ABC DataTrak (adapter {self.name!r}) takes "
-                f"prospects only and cannot receive {', '.join(sorted(members))}"
-            )
-
     async def save_user(self, club: ClubRef, user: OutboundUser) -> SaveResult:
-        if user.user_type != "PROSPECT":
-            raise PermanentPartnerError(
-                f"{self.config.name}: ABC DataTrak takes prospects only, not a {user.user_type}"
-            )
+        self.require_prospect(user)
         prospect = prospect_of(user)
         notes = list(prospect.notes)
         member_id = user.partner_id

@@ -164,12 +164,20 @@ class SaveResult:
     notes: tuple[str, ...] = ()
 
 
+MEMBER_KINDS = frozenset({"MEMBER", "FORMER_MEMBER"})
+
+
 class Adapter(abc.ABC):
     """One partner API shape. Construct with the partner's config and an HTTP session."""
 
     name: ClassVar[str]
     # What this API shape can do at all; a provider declares a subset of it.
     supported: ClassVar[frozenset[Capability]]
+    # An API that takes prospects only: a subscription to members is refused at start
+    # (`check_subscription`), a member at delivery (`require_prospect`). `title` names
+    # the API in those messages.
+    prospects_only: ClassVar[bool] = False
+    title: ClassVar[str] = ""
 
     def __init__(self, config: PartnerConfig, session: aiohttp.ClientSession) -> None:
         undeclarable = config.capabilities - self.supported
@@ -184,8 +192,23 @@ class Adapter(abc.ABC):
     def has(self, capability: Capability) -> bool:
         return capability in self.config.capabilities
 
-    def check_subscription(self, receives: frozenset[str]) -> None:  # noqa: B027 - optional hook
+    def check_subscription(self, receives: frozenset[str]) -> None:
         """Refuse (AdapterConfigError) a subscription this partner cannot take."""
+        members = receives & MEMBER_KINDS if self.prospects_only else frozenset()
+        if members:
+            raise AdapterConfigError(
+                f"provider {self.config.name!r}: {self.title or self.name} (adapter "
+                f"{self.name!r}) takes prospects only and cannot receive "
+                + ", ".join(sorted(members))
+            )
+
+    def require_prospect(self, user: OutboundUser) -> None:
+        """A PermanentPartnerError for anything but a prospect, where the API takes no other."""
+        if self.prospects_only and user.user_type != "PROSPECT":
+            raise PermanentPartnerError(
+                f"{self.config.name}: {self.title or self.name} takes prospects only, "
+                f"not a {user.user_type}"
+            )
 
     @abc.abstractmethod
     async def save_user(self, club: ClubRef, user: OutboundUser) -> SaveResult: ...

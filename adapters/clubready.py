@@ -90,7 +90,6 @@ from adapters.base import (
 )
 
 SETTINGS = frozenset({"key_env", "timeout"})
-MEMBER_KINDS = frozenset({"MEMBER", "FORMER_MEMBER"})
 REFERRAL_TYPES = "/club/referral-types"
 
 # (ClubReady name, OutboundUser attribute), in the order they go out.
@@ -215,6 +214,8 @@ class ClubReadyAdapter(Adapter):
     """Prospects, staff and referral types of one ClubReady store."""
 
     name = "clubready"
+    title = "ClubReady"
+    prospects_only = True
     supported = frozenset({Capability.USER_SAVE, Capability.STAFF_LIST, Capability.LEADSOURCE_LIST})
 
     def __init__(self, config: PartnerConfig, session: aiohttp.ClientSession) -> None:
@@ -229,19 +230,8 @@ class ClubReadyAdapter(Adapter):
         self._timeout = http.timeout_of(config.name, config.settings)
         self._base = http.base_url(config.name, config.url)
 
-    def check_subscription(self, receives: frozenset[str]) -> None:
-        members = receives & MEMBER_KINDS
-        if members:
-            raise AdapterConfigError(
-                f"provider {self.config.name!r}: ClubReady (adapter {self.name!r}) creates "
-                f"prospects only and cannot receive {', '.join(sorted(members))}"
-            )
-
     async def save_user(self, club: ClubRef, user: OutboundUser) -> SaveResult:
-        if user.user_type != "PROSPECT":
-            raise PermanentPartnerError(
-                f"{self.config.name}: ClubReady takes prospects only, not a {user.user_type}"
-            )
+        self.require_prospect(user)
         notes = dropped(user)
         user_id = user.partner_id
         if user_id is None:
