@@ -295,20 +295,14 @@ class AbcDataTrakAdapter(Adapter):
             total=self._timeout,
             explain=explain_error,
         )
-        answer = _Answer(what, status, raw)
-        try:
-            answer.root = xmlsafe.parse(raw)
-        except InvalidDocument as exc:
-            raise answer.nonsense(f"the answer is not usable XML: {exc.message}") from exc
+        answer = _Answer.parse(what, status, raw)
         answer.succeeded()
         return answer
 
 
 @dataclass(slots=True)
-class _Answer(http.Answer):
+class _Answer(http.XmlAnswer):
     """ABC's answer, parsed: its status said success."""
-
-    root: etree._Element | None = None
 
     def succeeded(self) -> None:
         """Raise unless `status/response` says success (ABC may answer a failure with a 2xx)."""

@@ -234,19 +234,13 @@ class ConnectorXmlAdapter(Adapter):
             total=self._timeout,
             explain=explain_error,
         )
-        answer = _Answer(what, status, raw)
-        try:
-            answer.root = xmlsafe.parse(raw)
-        except InvalidDocument as exc:
-            raise answer.nonsense(f"the answer is not usable XML: {exc.message}") from exc
+        answer = _Answer.parse(what, status, raw)
         return answer
 
 
 @dataclass(slots=True)
-class _Answer(http.Answer):
+class _Answer(http.XmlAnswer):
     """The partner's answer, parsed."""
-
-    root: etree._Element | None = None
 
     def uuid(self) -> str:
         """The partner's UUID from `<response><uuid>`."""

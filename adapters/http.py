@@ -23,6 +23,7 @@ from typing import Any, Self
 import aiohttp
 import orjson
 import yarl
+from lxml import etree
 
 from adapters.base import (
     AdapterConfigError,
@@ -30,6 +31,8 @@ from adapters.base import (
     PermanentPartnerError,
     TransientPartnerError,
 )
+from hub.connector import xmlsafe
+from hub.errors import InvalidDocument
 
 DEFAULT_TIMEOUT = 10.0
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
@@ -229,3 +232,19 @@ class JsonAnswer(Answer):
         if not isinstance(value, str):
             raise self.nonsense(f"{key} is not a string")
         return value
+
+
+@dataclass(slots=True)
+class XmlAnswer(Answer):
+    """A 2xx XML answer (`parse`: hardened, as the ingress parses), read strictly."""
+
+    root: etree._Element | None = None
+
+    @classmethod
+    def parse(cls, what: str, status: int, raw: bytes) -> Self:
+        answer = cls(what, status, raw)
+        try:
+            answer.root = xmlsafe.parse(raw)
+        except InvalidDocument as exc:
+            raise answer.nonsense(f"the answer is not usable XML: {exc.message}") from exc
+        return answer
