@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=help_text)
         command.set_defaults(command=_run, components=name, processes=1)
+        command.add_argument(
+            "--migrate",
+            action="store_true",
+            help="apply the database migrations first (safe when several processes start)",
+        )
         if name == "ingress":
             command.add_argument(
                 "--processes",
@@ -95,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     tenancy = load(settings.tenancy_file)  # refuse a bad file before any child starts
+    if args.migrate:
+        _migrate(args, settings)
     if args.processes > 1:
         return supervise(args.components, args.processes)
     components: list[Component] = []

@@ -11,7 +11,10 @@
     │   └── UnsupportedMedia   415 UNSUPPORTED_MEDIA
     ├── TransientError         may work if tried again (broker or database away)
     │   ├── Unavailable        503 UNAVAILABLE: the record was not stored durably
+    │   ├── Away               a server the hub needs is away: wait for it, spend no attempt
     │   └── DatabaseError      500 DATABASE on a read (hub/store/pool.py)
+    │       └── DatabaseAway   (also an Away) unreachable, shutting down, read-only,
+    │                          too many connections, no pooled connection in time
     └── PermanentError         will never work: dead-letter, do not retry
         └── PoisonMessage      a queue message that cannot be understood
 
@@ -85,6 +88,14 @@ class TransientError(HubError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Away(TransientError):
+    """A server the hub needs (the database) is away, not the message's fault.
+
+    A consumer that meets it holds the message (unacked, no attempt spent) and
+    takes no more until the server answers again (`hub/broker/consumer.py`).
+    """
 
 
 class Unavailable(TransientError):

@@ -23,6 +23,8 @@ from hub.delivery.job import DeliveryJob
 from hub.message import Inbound, decode_batch
 from hub.settings import Settings
 from hub.store import deliveries, records
+from hub.store.health import DatabaseGate
+from hub.store.migrate import check_schema
 from hub.store.pool import Pool, create_pool
 from hub.tenancy import Tenancy
 from hub.wiring import topology
@@ -104,6 +106,7 @@ class RouterService:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pool: Pool | None = None
+        self._gate: DatabaseGate | None = None
         self._publisher: Publisher | None = None
 
     @property
@@ -112,7 +115,10 @@ class RouterService:
 
     async def start(self) -> None:
         settings = self._settings
-        self._pool = await create_pool(settings.database_url, settings.namespace)
+        # min_size=0: a database away at start is waited out like one that goes later.
+        self._pool = await create_pool(settings.database_url, settings.namespace, min_size=0)
+        self._gate = DatabaseGate(self._pool, settings.namespace)
+        await check_schema(self._pool, settings.namespace, self._gate)
         nodes = Nodes(settings.amqp_urls)
         shape = topology(settings, self._tenancy)
         self._publisher = Publisher(nodes, shape, settings.publish_timeout, "hub-router-fanout")
@@ -124,6 +130,7 @@ class RouterService:
             router.handle,
             prefetch=settings.router_prefetch,
             name="hub-router",
+            gate=self._gate,
         )
         self._task = asyncio.create_task(
             consumer.run(self._stopping, settings.shutdown_grace), name="router"
@@ -133,6 +140,8 @@ class RouterService:
         self._stopping.set()
         if self._task is not None:
             await self._task
+        if self._gate is not None:
+            await self._gate.stop()
         if self._publisher is not None:
             await self._publisher.close()
         if self._pool is not None:

@@ -10,14 +10,20 @@
                                   (the delivery limit bounds the redeliveries)
     PermanentError             -> copied to the dead-letter exchange with the
                                   reason in `x-hub-reason`, confirmed, then ack
-    any other exception (bug)  -> logged, nack with requeue: the delivery limit
-                                  ends it in the dead-letter queue
+    a server away (Gate)       -> held: not acked, no attempt spent; the gate
+                                  closes, the consumer starts no other message,
+                                  and the handler runs again once the gate opens
+                                  (never faster than a capped backoff per message)
+    any other exception (bug)  -> logged (once per minute per kind, with a
+                                  count), a capped backoff, then nack with
+                                  requeue: the delivery limit ends it in the
+                                  dead-letter queue
     PartsFailed                -> each failed part, as a message of its own, as
                                   above; then ack (nack if a part was not moved)
 
-`Consumer.run()` reconnects after a lost connection until asked to stop, and
-then drains: it cancels the consumer and waits for the messages in hand.
-Handlers know nothing of AMQP: they get an `Incoming`.
+`Consumer.run()` reconnects after a lost connection (backoff with jitter)
+until asked to stop, and then drains: it cancels the consumer and waits for
+the messages in hand. Handlers know nothing of AMQP: they get an `Incoming`.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import asyncio
 import datetime
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aio_pika
 import structlog
@@ -43,8 +49,9 @@ from tenacity import (
 
 from hub.broker.connection import CONNECT_ERRORS, Nodes, declare
 from hub.broker.topology import Queue, Topology
-from hub.errors import PermanentError, TransientError, Unavailable
+from hub.errors import Away, PermanentError, TransientError, Unavailable
 from hub.ops import metrics
+from hub.pacing import Repeats, backoff
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +69,16 @@ class Incoming:
 
 
 Handler = Callable[[Incoming], Awaitable[None]]
+
+
+class Gate(Protocol):
+    """A server that every consumer of a process needs (`hub/store/health.py`)."""
+
+    def is_away(self, exc: BaseException) -> bool: ...
+
+    def close(self, cause: BaseException) -> None: ...
+
+    async def wait_open(self) -> None: ...
 
 
 class PartsFailed(Exception):
@@ -104,6 +121,7 @@ class Consumer:
         prefetch: int,
         name: str,
         retry: RetryBudget | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._nodes = nodes
         self._topology = topology
@@ -112,21 +130,32 @@ class Consumer:
         self._prefetch = prefetch
         self._name = name
         self._retry = retry or RetryBudget()
+        self._gate = gate
         self._in_hand: set[asyncio.Task[object]] = set()
         self._channel: AbstractChannel | None = None
+        self._failures = 0  # bugs in a row: how long to wait before the next requeue
+        self._repeats = Repeats(60.0)
 
     async def run(self, stopping: asyncio.Event, grace: float) -> None:
         """Consume until `stopping` is set, reconnecting as needed; then drain."""
-        backoff = 0.5
+        tries = 0
         while not stopping.is_set():
             try:
                 connection = await self._nodes.connect(self._name)
             except Unavailable as exc:
-                log.warning("broker unavailable", role=self._name, error=str(exc), retry_in=backoff)
-                await _wait(stopping, backoff)
-                backoff = min(backoff * 2, 10.0)
+                tries += 1
+                wait = backoff(tries, 0.5, 10.0)
+                self._repeats.log(
+                    log.warning,
+                    "broker",
+                    "broker unavailable",
+                    role=self._name,
+                    error=str(exc),
+                    retry_in=round(wait, 2),
+                )
+                await _wait(stopping, wait)
                 continue
-            backoff = 0.5
+            tries = 0
             try:
                 await self._consume(connection.channel, stopping, grace)
             except CONNECT_ERRORS as exc:
@@ -178,15 +207,21 @@ class Consumer:
     async def _settle(self, message: AbstractIncomingMessage) -> None:
         headers = dict(message.headers or {})
         incoming = Incoming(message.body, message.message_id, _attempt(headers), headers)
-        error = await self._try(incoming)
+        error = await self._through_outages(incoming)
         if isinstance(error, PartsFailed):
             moved = await asyncio.gather(
                 *(self._settle_part(part, exc, message.content_type) for part, exc in error.parts)
             )
             # A part that could not be moved: the whole message comes back (its other parts
-            # are done, and a job done is skipped).
-            await (message.ack() if all(moved) else message.nack(requeue=True))
+            # are done, and a job done is skipped), after a pause as for a bug.
+            if all(moved):
+                await message.ack()
+            else:
+                self._failures += 1
+                await asyncio.sleep(backoff(self._failures, 0.2, 30.0))
+                await message.nack(requeue=True)
         elif error is None:
+            self._failures = 0
             await message.ack()
         elif isinstance(error, PermanentError | TransientError):
             await (
@@ -196,11 +231,46 @@ class Consumer:
             )
         else:
             # A bug, not the message's fault as far as we know: requeue, and let the
-            # queue's delivery limit dead-letter it if it keeps failing.
-            log.error(
-                "handler failed", role=self._name, message_id=message.message_id, exc_info=error
-            )
+            # queue's delivery limit dead-letter it if it keeps failing. Not at once:
+            # a handler that fails on every message would otherwise spin.
+            self._bug(message.message_id, error)
+            self._failures += 1
+            await asyncio.sleep(backoff(self._failures, 0.2, 30.0))
             await message.nack(requeue=True)
+
+    def _bug(self, message_id: str | None, error: Exception) -> None:
+        key = (type(error), str(error)[:200])
+        self._repeats.log(
+            log.error,
+            key,
+            "handler failed",
+            role=self._name,
+            message_id=message_id,
+            exc_info=error,
+        )
+
+    async def _through_outages(self, incoming: Incoming) -> Exception | None:
+        """Run the handler; while a server it needs is away, hold the message and wait."""
+        held = 0
+        while True:
+            if self._gate is not None:
+                await self._gate.wait_open()
+            error = await self._try(incoming)
+            if error is None or not self._away(error):
+                return error
+            assert self._gate is not None
+            self._gate.close(error)
+            held += 1
+            # Even if the gate says open again at once (the server answers the probe
+            # but not this handler), never faster than this.
+            await asyncio.sleep(backoff(held, 0.5, 30.0))
+
+    def _away(self, error: BaseException) -> bool:
+        if self._gate is None:
+            return False
+        if isinstance(error, PartsFailed):
+            return False  # each part is settled on its own, outages included
+        return isinstance(error, Away) or self._gate.is_away(error)
 
     async def _try(self, incoming: Incoming) -> Exception | None:
         """Run the handler (retrying a transient failure in process); what it raised last."""
@@ -208,7 +278,11 @@ class Consumer:
             try:
                 await self._handler(incoming)  # the common case pays for no retry machinery
             except TransientError as first:
-                if not _soon_enough(first, self._retry.seconds) or self._retry.attempts < 2:
+                if (
+                    self._away(first)
+                    or not _soon_enough(first, self._retry.seconds)
+                    or self._retry.attempts < 2
+                ):
                     raise
                 await self._retry_in_process(incoming, first)
         except Exception as exc:
@@ -219,14 +293,19 @@ class Consumer:
         self, part: Incoming, error: Exception, content_type: str | None
     ) -> bool:
         """A failed part of a message, from now on a message of its own; False: not moved."""
-        if isinstance(error, TransientError):
+        if self._away(error):
+            last = await self._through_outages(part)
+            if last is None:
+                return True
+            error = last
+        if isinstance(error, TransientError) and not isinstance(error, Away):
             last = await self._try(part) if _soon_enough(error, self._retry.seconds) else error
             if last is None:
                 return True
             error = last
         if isinstance(error, PermanentError | TransientError):
             return await self._move(part, error, content_type)
-        log.error("handler failed", role=self._name, message_id=part.message_id, exc_info=error)
+        self._bug(part.message_id, error)
         return False
 
     async def _retry_in_process(self, incoming: Incoming, first: TransientError) -> None:
@@ -234,7 +313,9 @@ class Consumer:
         budget = self._retry
         await asyncio.sleep(min(max(budget.first_wait, first.retry_after or 0.0), budget.seconds))
         async for trying in AsyncRetrying(
-            retry=retry_if_exception(lambda e: _soon_enough(e, budget.seconds)),
+            retry=retry_if_exception(
+                lambda e: _soon_enough(e, budget.seconds) and not self._away(e)
+            ),
             stop=stop_after_attempt(budget.attempts - 1) | stop_after_delay(budget.seconds),
             wait=_honour_retry_after(
                 wait_exponential(multiplier=budget.first_wait, max=budget.max_wait)

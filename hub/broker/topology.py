@@ -12,6 +12,13 @@ the same topology; this module is its source.
     <ns>.retry.Ns (fanout) -------------> <ns>.retry.Ns  --TTL N s--> <ns>.deliver
     <ns>.dead    (direct) --inbox-------> <ns>.inbox.dead
                           --deliver.P---> <ns>.deliver.P.dead   (keeper -> PostgreSQL)
+                          --parked------> <ns>.parked           (nobody: operators)
+
+Every queue the hub consumes has a delivery limit and a dead-letter route,
+the dead-letter queues too: a dead letter that the keeper fails to store
+`delivery_limit` times (a bug, not an outage: outages are waited out) is
+parked in `<ns>.parked`, which nothing consumes, rather than requeued for
+ever. Operators see it in `hub queues`.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 INBOX = "inbox"
+PARKED = "parked"
 DEFAULT_TIERS = (10, 60, 600, 3600)
 
 
@@ -123,7 +131,19 @@ class Topology:
 
     def dead_letters_of(self, queue: Queue) -> Queue:
         key = queue.dead_letter_routing_key or queue.routing_key
-        return Queue(f"{queue.name}.dead", self.dead_exchange.name, key)
+        return Queue(
+            f"{queue.name}.dead",
+            self.dead_exchange.name,
+            key,
+            dead_letter_exchange=self.dead_exchange.name,
+            dead_letter_routing_key=PARKED,
+            delivery_limit=self.delivery_limit,
+        )
+
+    @property
+    def parked(self) -> Queue:
+        """Dead letters the keeper could not store: kept for operators, consumed by nobody."""
+        return Queue(f"{self.namespace}.{PARKED}", self.dead_exchange.name, PARKED)
 
     def tier_for(self, attempt: int, at_least: float | None = None) -> int:
         """The delay tier of the `attempt`-th retry (1-based), honouring a Retry-After."""
@@ -143,6 +163,7 @@ class Topology:
     def queues(self) -> Iterator[Queue]:
         yield self.inbox
         yield self.inbox_dead
+        yield self.parked
         for partner in self.partners:
             yield self.deliver(partner)
             yield self.dead_letters_of(self.deliver(partner))

@@ -26,6 +26,8 @@ from hub.delivery.worker import PartnerWorker
 from hub.errors import ConfigError
 from hub.settings import Settings
 from hub.store import ops
+from hub.store.health import DatabaseGate
+from hub.store.migrate import check_schema
 from hub.store.pool import DatabaseError, Pool, create_pool
 from hub.tenancy import Provider, Tenancy
 from hub.wiring import topology
@@ -66,6 +68,7 @@ class DeliveryService:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pool: Pool | None = None
+        self._gate: DatabaseGate | None = None
         self._sessions: list[aiohttp.ClientSession] = []
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -89,8 +92,16 @@ class DeliveryService:
         self._pool = await create_pool(
             settings.database_url,
             settings.namespace,
+            min_size=0,  # a database away at start is waited out like one that goes later
             max_size=max(10, sum(p.concurrency for p in receivers.values()) + 4),
         )
+        self._gate = gate = DatabaseGate(self._pool, settings.namespace)
+        try:
+            await check_schema(self._pool, settings.namespace, gate)
+        except ConfigError:
+            await self._close_sessions()
+            await self._pool.close()
+            raise
         nodes = Nodes(settings.amqp_urls)
         shape = topology(settings, tenancy)
         mapper = Mapper(self._pool, settings.mapping_ttl)
@@ -117,6 +128,7 @@ class DeliveryService:
                     retry=RetryBudget(
                         attempts=3, seconds=10, tiers=True, max_attempts=provider.max_attempts
                     ),
+                    gate=gate,
                 )
             )
         dead_queues = [(shape.inbox_dead, None)] + [
@@ -125,7 +137,9 @@ class DeliveryService:
         for queue, partner in dead_queues:
             keeper = Keeper(self._pool, queue.name, partner)
             consumers.append(
-                Consumer(nodes, shape, queue, keeper.handle, prefetch=16, name="hub-keeper")
+                Consumer(
+                    nodes, shape, queue, keeper.handle, prefetch=16, name="hub-keeper", gate=gate
+                )
             )
         self._tasks = [
             asyncio.create_task(c.run(self._stopping, settings.shutdown_grace)) for c in consumers
@@ -159,6 +173,8 @@ class DeliveryService:
         self._stopping.set()
         await asyncio.gather(*self._tasks)
         await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._gate is not None:
+            await self._gate.stop()
         await self._close_sessions()
         if self._pool is not None:
             await self._pool.close()

@@ -7,7 +7,6 @@ stop finishes the requests in flight before it closes them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import structlog
@@ -17,11 +16,14 @@ from hub.broker.connection import Nodes
 from hub.broker.publisher import Publisher
 from hub.broker.topology import INBOX, Topology
 from hub.connector.documents import Kind
+from hub.errors import ConfigError
 from hub.ingress import handlers
 from hub.ingress.batcher import InboxBatcher
 from hub.ingress.context import RESOURCES, Resources
 from hub.ingress.middleware import answer_errors
 from hub.settings import Settings
+from hub.store.health import NotServing, probe
+from hub.store.migrate import check_schema
 from hub.store.pool import DatabaseError, create_pool
 from hub.tenancy import Tenancy
 
@@ -52,7 +54,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the broker takes messages and the database answers."""
+    """Ready when the broker takes messages and the database answers, for writing,
+    with the code's schema."""
     resources = request.app[RESOURCES]
     broker = await resources.publisher.ready()
     database = await _database_ready(resources)
@@ -66,9 +69,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _database_ready(resources: Resources) -> bool:
     try:
-        async with asyncio.timeout(2):
-            await resources.pool.fetchval("SELECT 1")
-    except (TimeoutError, OSError, DatabaseError):
+        await probe(resources.pool, resources.settings.namespace)
+    except (TimeoutError, OSError, DatabaseError, NotServing):
         return False
     except Exception:  # asyncpg raises many kinds when the server is away
         log.warning("database not ready", exc_info=True)
@@ -103,6 +105,15 @@ class IngressService:
             log.warning("broker not reachable yet; saves answer 503 until it is")
         # min_size=0: the ingress starts and saves without the database; GETs need it.
         pool = await create_pool(settings.database_url, settings.namespace, min_size=0)
+        try:
+            # A database away is fine here (saves do not need it), a wrong schema is not.
+            await check_schema(pool, settings.namespace)
+        except DatabaseError:
+            log.warning("database not reachable yet; reads answer DATABASE until it is")
+        except ConfigError:
+            await pool.close()
+            await publisher.close()
+            raise
         batcher = InboxBatcher(
             publisher,
             topology.inbox_exchange.name,

@@ -1,20 +1,32 @@
 """Schema migrations: the numbered SQL files in `migrations/`, applied once each.
 
 Runs in the namespace's schema, creating it if needed. Concurrent migrators
-(several hub processes starting together) are serialised by an advisory
-lock; all of them run in one transaction with their bookkeeping rows.
+(several hub processes starting together, `hub run --migrate`) are
+serialised by an advisory lock; all of them run in one transaction with
+their bookkeeping rows.
+
+`check_schema()` is every role's first step: a database without the
+namespace's schema, or with a schema older than the code, stops the start
+with a ConfigError naming `hub migrate` (exit 2), instead of a hub that
+says it is ready and then fails every message. A database that is away at
+start is waited for like one that goes away later (`health.DatabaseGate`),
+and its schema is checked when it is back.
 """
 
 from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
 
 from hub.errors import ConfigError
-from hub.store.pool import database_errors
+from hub.store.pool import Connection, DatabaseAway, Pool, database_errors, is_away
+
+if TYPE_CHECKING:
+    from hub.store.health import DatabaseGate
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +81,52 @@ async def _apply(connection: asyncpg.Connection, namespace: str) -> list[str]:
             applied_now.append(f"{number:03d}_{name}")
             log.info("migration applied", namespace=namespace, migration=applied_now[-1])
     return applied_now
+
+
+async def schema_problem(connection: Connection, namespace: str) -> str | None:
+    """Why this database cannot serve the code's namespace, or None when it can."""
+    schema = _identifier(namespace)
+    try:
+        applied = {
+            r["number"]
+            for r in await connection.fetch(f"SELECT number FROM {schema}.schema_migrations")
+        }
+    except (
+        asyncpg.exceptions.UndefinedTableError,
+        asyncpg.exceptions.InvalidSchemaNameError,
+    ):
+        return (
+            f"the database has no schema for namespace {namespace!r}: run `hub migrate` "
+            "first (or start with --migrate)"
+        )
+    missing = [f"{n:03d}_{name}" for n, name, _ in migrations() if n not in applied]
+    if missing:
+        return (
+            f"the schema of namespace {namespace!r} is older than this hub (not applied: "
+            f"{', '.join(missing)}): run `hub migrate` first (or start with --migrate)"
+        )
+    return None
+
+
+async def check_schema(pool: Pool, namespace: str, gate: DatabaseGate | None = None) -> None:
+    """Refuse (ConfigError) a schema missing or older than the code.
+
+    With the database away: close `gate` (its probe checks the schema when the
+    database is back) and return; without a gate, raise DatabaseAway.
+    """
+    try:
+        async with database_errors(), pool.acquire() as connection:
+            problem = await schema_problem(connection, namespace)
+    except Exception as exc:
+        if not is_away(exc):
+            raise
+        if gate is None:
+            raise DatabaseAway(f"the database is unavailable: {exc!r}") from exc
+        log.warning("database unavailable at start: waiting for it", namespace=namespace)
+        gate.close(exc)
+        return
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 async def drop(url: str, namespace: str) -> None:

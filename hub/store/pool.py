@@ -1,8 +1,19 @@
 """The connection pool, bound to the namespace's schema, and error mapping.
 
-`database_errors()` turns a database that cannot be reached into
-TransientError (retry later) and anything else asyncpg raises into a plain
-HubError subclass the callers can map; queries run inside it.
+`database_errors()` turns what asyncpg raises into the hub's errors, told
+apart by what the caller should do:
+
+    DatabaseAway   the database is away: unreachable, connection lost,
+                   shutting down or starting up, read-only (a standby, or a
+                   primary demoted by a failover), too many connections,
+                   no pooled connection within the pool's wait, a query
+                   cancelled or timed out. Consumers hold their messages
+                   and wait for it (`hub/store/health.py`); nothing is
+                   spent, nothing is dead-lettered.
+    DatabaseError  a conflict worth retrying at once (serialization
+                   failure, deadlock).
+    (unchanged)    anything else is a bug, or a schema that does not match
+                   the code: it propagates as asyncpg raised it.
 """
 
 from __future__ import annotations
@@ -13,26 +24,47 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from hub.errors import TransientError
+from hub.errors import Away, TransientError
 
 Pool = asyncpg.Pool
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
-_UNREACHABLE = (
+# How long a query waits for a pooled connection before the database counts as away.
+ACQUIRE_TIMEOUT = 10.0
+
+_AWAY = (
     OSError,
     TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.PostgresConnectionError,  # 08: connection lost or refused
+    asyncpg.exceptions.OperatorInterventionError,  # 57: shutting down, starting, cancelled
+    asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # 25006: a standby, or demoted
+    asyncpg.exceptions.InterfaceError,  # the connection closed under the query
+)
+_CONFLICT = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
 )
 
 
 class DatabaseError(TransientError):
-    """The database could not be reached or did not answer in time."""
+    """The database could not do it now; trying again may work."""
+
+
+class DatabaseAway(DatabaseError, Away):
+    """The database is away: wait for it to answer again."""
+
+
+def is_away(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database is away."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (DatabaseAway, *_AWAY)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 async def _keep(connection: asyncpg.Connection) -> None:
@@ -49,15 +81,29 @@ async def _init(connection: asyncpg.Connection) -> None:
     )
 
 
+class _Pool(asyncpg.Pool):
+    """asyncpg's pool, whose every acquire (`fetch`, `execute`... too) waits at most
+    ACQUIRE_TIMEOUT: a pool that no connection comes back to is a database away,
+    not a task that waits for ever."""
+
+    def acquire(self, *, timeout: float | None = None):  # type: ignore[no-untyped-def]
+        return super().acquire(timeout=ACQUIRE_TIMEOUT if timeout is None else timeout)
+
+
 async def create_pool(url: str, namespace: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     """A pool whose connections see the namespace's schema first."""
     async with database_errors():
-        return await asyncpg.create_pool(
+        return await _Pool(
             url,
             min_size=min_size,
             max_size=max_size,
+            max_queries=50000,
+            max_inactive_connection_lifetime=300.0,
             init=_init,
             reset=_keep,
+            loop=None,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
             timeout=5,
             command_timeout=30,
             server_settings={"search_path": namespace, "application_name": "hub"},
@@ -68,5 +114,9 @@ async def create_pool(url: str, namespace: str, *, min_size: int = 1, max_size: 
 async def database_errors() -> AsyncIterator[None]:
     try:
         yield
-    except _UNREACHABLE as exc:
-        raise DatabaseError(f"the database is unavailable: {exc!r}") from exc
+    except DatabaseError:
+        raise
+    except _AWAY as exc:
+        raise DatabaseAway(f"the database is unavailable: {exc!r}") from exc
+    except _CONFLICT as exc:
+        raise DatabaseError(f"the database refused a conflicting update: {exc!r}") from exc
