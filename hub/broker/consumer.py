@@ -261,9 +261,11 @@ class Consumer:
             assert self._gate is not None
             self._gate.close(error)
             held += 1
-            # Even if the gate says open again at once (the server answers the probe
-            # but not this handler), never faster than this.
-            await asyncio.sleep(backoff(held, 0.5, 30.0))
+            if held > 1:
+                # The gate opened, yet the handler still found the server away (a pooled
+                # connection that died with it, or a probe that sees more than the handler):
+                # never faster than this, whatever the gate says.
+                await asyncio.sleep(backoff(held - 1, 0.5, 30.0))
 
     def _away(self, error: BaseException) -> bool:
         if self._gate is None:

@@ -34,7 +34,7 @@ class DatabaseGate:
         namespace: str,
         *,
         first_wait: float = 0.5,
-        max_wait: float = 15.0,
+        max_wait: float = 5.0,
     ) -> None:
         self._pool = pool
         self._namespace = namespace
