@@ -113,6 +113,11 @@ class RouterService:
     def pool(self) -> Pool | None:
         return self._pool
 
+    @property
+    def gate(self) -> DatabaseGate | None:
+        """Open while the database answers (closed: the router holds its messages)."""
+        return self._gate
+
     async def start(self) -> None:
         settings = self._settings
         # min_size=0: a database away at start is waited out like one that goes later.

@@ -26,11 +26,12 @@ from hub.broker.connection import CONNECT_ERRORS, Nodes, declare
 from hub.broker.topology import Topology
 from hub.errors import Unavailable
 from hub.ops import metrics
+from hub.pacing import backoff
 
 log = structlog.get_logger(__name__)
 
 _PUBLISH_ERRORS = (*CONNECT_ERRORS, aio_pika.exceptions.DeliveryError, RuntimeError)
-# Between tries on a fresh channel: 50 ms, doubling up to 0.5 s.
+# Between tries on a fresh channel: 50 ms, doubling up to 0.5 s, with jitter.
 _FIRST_PAUSE = 0.05
 _MAX_PAUSE = 0.5
 
@@ -78,7 +79,7 @@ class Publisher:
             try:
                 await self._publish_once(exchange, routing_key, body, properties, deadline)
             except _Retry as exc:
-                pause = min(_FIRST_PAUSE * 2 ** (tries - 1), _MAX_PAUSE)
+                pause = backoff(tries, _FIRST_PAUSE, _MAX_PAUSE)
                 if loop.time() + pause >= deadline:
                     raise Unavailable(f"{exc} (tried {tries} times)") from exc.__cause__
                 log.warning(
