@@ -13,15 +13,15 @@ and after them `answer_late(seconds)`: the next create call is carried out
 (the record stored) and only then answered, `seconds` later: the partner that
 made the record but whose answer came after the hub had stopped waiting.
 
-Every request is kept in `requests`, with the status it was answered. Every
-create call a fake receives is counted in `creates` (per the fake's key for
-the person or record) by `count_create`, each time: a second create of a
-known person is counted even when the fake answers it as an update, finds it
-already there or deduplicates it, because a fake that quietly absorbs the
-second create would let a test pass whatever the hub sends. What "a create
-call" is on each API is said in each fake's docstring. This module must
-never be imported by the hub's own code (only by tests, the demo and the
-fakes), and a fake must never reach out to anything.
+Every request is kept in `requests` (in the order answered), with the
+status it was answered. Every create call a fake receives is counted in
+`creates` (per the fake's key for the person or record) by `count_create`,
+each time: a second create of a known person is counted even when the fake
+answers it as an update, finds it already there or deduplicates it, because
+a fake that quietly absorbs the second create would let a test pass whatever
+the hub sends. What "a create call" is on each API is said in each fake's
+docstring. This module must never be imported by the hub's own code (only by
+tests, the demo and the fakes), and a fake must never reach out to anything.
 """
 
 from __future__ import annotations
