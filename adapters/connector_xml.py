@@ -10,7 +10,10 @@ providers: `settings.identifier` is the hub's provider identifier there and
     create_lead_source  POST {url}/leadsource  <leadSource>, recordID = slug of the name
 
 The recordID of a saved user is the hub UUID, so the partner's UUID for it
-never changes and a repeated save is an update there. Lead sources created
+never changes and a repeated save is an update there. A save of a user whose
+partner UUID the hub holds also carries it as `X-Partner-Id` (a header the
+Connector API does not read): a save without it is the hub's create, so that
+a second create can be told from an update (the tests' fake counts on it). Lead sources created
 here get the slug of their name as recordID: names equal but for case or
 punctuation ("Walk in", "walk-in") are one lead source at the partner.
 
@@ -178,7 +181,10 @@ class ConnectorXmlAdapter(Adapter):
 
     async def save_user(self, club: ClubRef, user: OutboundUser) -> SaveResult:
         body = self._build(lambda: user_document(self._identifier, club, user))
-        answer = await self._call("POST", "/user", body)
+        known = (
+            None if user.partner_id is None else {"X-Partner-Id": quote(user.partner_id, safe="")}
+        )
+        answer = await self._call("POST", "/user", body, known)
         return SaveResult(partner_id=answer.uuid())
 
     async def list_staff(self, club: ClubRef) -> list[StaffMember]:
@@ -219,8 +225,14 @@ class ConnectorXmlAdapter(Adapter):
                 f"{self.config.name}: cannot be sent as XML: {exc}"
             ) from exc
 
-    async def _call(self, method: str, path: str, body: bytes | None = None) -> _Answer:
-        headers = {"Authorization": f"Bearer {self._key}", "Accept": XML}
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        more: dict[str, str] | None = None,
+    ) -> _Answer:
+        headers = {"Authorization": f"Bearer {self._key}", "Accept": XML, **(more or {})}
         if body is not None:
             headers["Content-Type"] = f"{XML}; charset=utf-8"
         what = f"{self.config.name}: {method} {path.partition('?')[0]}"

@@ -9,7 +9,10 @@ partners as `schemas/generic-json.openapi.yaml`:
     POST {base}/clubs/{clubId}/lead-sources      {"name"} -> {"id"}
 
 Every request carries `Authorization: Bearer`, an `Idempotency-Key` stable
-across retries, and saves carry `X-Hub-Record`. This module must never send
+across retries, and saves carry `X-Hub-Record`; a save of a user whose
+partner ID the hub holds carries it as `X-Partner-Id` (an update), one
+without it is the hub's create, so that a partner (and the tests' fake) can
+tell a second create from an update. This module must never send
 a field the OpenAPI document does not name, and never guess at an answer it
 cannot read: such an answer is a PermanentPartnerError with the body kept.
 """
@@ -92,6 +95,7 @@ class GenericJsonAdapter(Adapter):
             orjson.dumps(user_json(user)),
             idempotency_key=user.idempotency_key or None,
             record=str(user.hub_uuid),
+            partner_id=None if user.partner_id is None else _segment(user.partner_id),
         )
         return SaveResult(partner_id=answer.id_of(answer.object(), "id"))
 
@@ -134,6 +138,7 @@ class GenericJsonAdapter(Adapter):
         *,
         idempotency_key: str | None = None,
         record: str | None = None,
+        partner_id: str | None = None,
     ) -> http.JsonAnswer:
         """The JSON answer of one request (`path` already escaped)."""
         headers = {
@@ -146,6 +151,8 @@ class GenericJsonAdapter(Adapter):
             headers["Content-Type"] = "application/json"
         if record is not None:
             headers["X-Hub-Record"] = record
+        if partner_id is not None:
+            headers["X-Partner-Id"] = partner_id
         what = f"{self.config.name}: {method} {path}"
         status, raw = await http.request(
             self.session,

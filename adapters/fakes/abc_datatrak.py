@@ -26,9 +26,10 @@ does, quirks included:
 
 `users` holds each prospect's fields (flat, by element name, with
 `memberId`, `clubNumber`, `beginDate`) keyed by its memberId: DataTrak keeps
-no ID of the hub's. `creates` counts inserts per person (lowercased email,
-or "first last" without one) and `partner_ids` maps that key to the memberId
-last created for it. IDs are GUIDs numbered per fake, so runs repeat.
+no ID of the hub's. `creates` counts every insertProspect call per person
+(lowercased email, or "first last" without one), each one a new prospect, as
+at ABC: there is no duplicate check to hide a second insert. `partner_ids`
+maps that key to the memberId last created for it. IDs are GUIDs numbered per fake, so runs repeat.
 
     python -m adapters.fakes.abc_datatrak --port 9103 --app-id ID --key-env VAR \\
         [--club NUMBER ...] [--staff club:email ...] [--capability C ...]
@@ -158,7 +159,7 @@ class FakeAbcDataTrak(FakeServer):
         fields = await self._prospect(request, club, "insertProspect")
         member_id = self._guid()
         person = (fields.get("email") or f"{fields['firstName']} {fields['lastName']}").lower()
-        self.creates[person] += 1
+        self.count_create(request, person)
         self.partner_ids[person] = member_id
         today = datetime.date.today().isoformat()
         self._store(member_id, club, {"beginDate": today, **fields})

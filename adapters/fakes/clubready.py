@@ -27,8 +27,12 @@ field is refused, so that a misspelt field fails a test instead of vanishing.
 StoreId is taken as text (the tests' stores are "K-..."), not as an integer.
 
 `users` is keyed by the user's ExternalId (the hub UUID the adapter sends)
-where it has one, otherwise by its UserId; `partner_ids` and `creates` the
-same. Staff, referral types and existing users are seeded with `add_staff`,
+where it has one, otherwise by its UserId; `partner_ids` the same. `creates`
+counts every create (POST /users/prospect) that gets past the `refuse_saves`
+knob and the field checks, by ExternalId (else the lowercased email), the
+second create of an email the store has included, though it is refused: a
+create the fake turns away as a duplicate is still a create the hub sent.
+Staff, referral types and existing users are seeded with `add_staff`,
 `add_referral_type` and `add_user`; IDs are integers from 1001 up.
 
     python -m adapters.fakes.clubready --port 9103 --key-env VAR \\
@@ -120,7 +124,7 @@ class FakeClubReady(FakeServer):
         """Seed a user the club made itself (no ExternalId unless given); their UserId."""
         user_id = next(self._ids)
         person = {"FirstName": first_name, "LastName": "Lovelace", "Email": email, **fields}
-        self._keep(user_id, {**person, "StoreId": store, "UserId": user_id}, created=False)
+        self._keep(user_id, {**person, "StoreId": store, "UserId": user_id})
         return user_id
 
     def refuse_saves(self, n: int, message: str) -> None:
@@ -162,11 +166,12 @@ class FakeClubReady(FakeServer):
             if not isinstance(fields.get("SendEmail"), bool):
                 raise Refusal("SendEmail is required (true or false)")
             self._check(store, fields)
+            self.count_create(request, fields.get("ExternalId") or fields["Email"].casefold())
             self._unique_email(store, fields["Email"])
         except Refusal as refusal:
             return _refused(refusal)
         user_id = next(self._ids)
-        self._keep(user_id, {**fields, "StoreId": store, "UserId": user_id}, created=True)
+        self._keep(user_id, {**fields, "StoreId": store, "UserId": user_id})
         return _json(
             {"UserId": user_id, "Success": True, "EmailSent": False, "PackageAdded": False}
         )
@@ -191,7 +196,7 @@ class FakeClubReady(FakeServer):
                 self._unique_email(store, fields["Email"], but=person["UserId"])
         except Refusal as refusal:
             return _refused(refusal)
-        self._keep(person["UserId"], {**person, **fields}, created=False)
+        self._keep(person["UserId"], {**person, **fields})
         return _json({"Success": True, "Message": "User updated"})
 
     async def _find(self, request: web.Request) -> web.Response:
@@ -267,13 +272,11 @@ class FakeClubReady(FakeServer):
             if same and person["UserId"] != but:
                 raise Refusal("A user with this email already exists at this store")
 
-    def _keep(self, user_id: int, person: dict[str, Any], *, created: bool) -> None:
+    def _keep(self, user_id: int, person: dict[str, Any]) -> None:
         self.people[user_id] = person
         key = person.get("ExternalId") or str(user_id)
         self.users[key] = person
         self.partner_ids[key] = str(user_id)
-        if created:
-            self.creates[key] += 1
 
 
 def _changed(person: dict[str, Any], fields: dict[str, Any], name: str) -> bool:

@@ -8,6 +8,14 @@ POST /user, GET /staff (the list), GET /leadsource (the list), POST
 uuid5 of (identifier, client, club, kind, recordID), so a re-save keeps it.
 This fake must never import the adapter it tests.
 
+A save of a known recordID is an update here, as at a Connector partner, so
+what the fake stores cannot show a second create. `creates` counts the hub's
+create calls instead: every POST /user without `X-Partner-Id` (the hub holds
+no partner UUID for the record), each time, repeats included. One with it is
+an update, refused (400) when the fake gave the record another UUID (and,
+for a recordID it does not know, a create the hub did not ask for: not
+counted).
+
     python -m adapters.fakes.connector_xml --port 9101 --key-env VAR --identifier ID \\
         [--staff client:club:email ...] [--lead-source client:club:name ...]
 """
@@ -17,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from urllib.parse import unquote
 
 from aiohttp import web
 from lxml import etree
@@ -113,9 +122,13 @@ class FakeConnectorPartner(FakeServer):
         self.require(Capability.USER_SAVE)
         document = await self._document(request, Kind.USER)
         record_id = document.record_id
+        known = request.headers.get("X-Partner-Id")
+        if known is None:
+            self.count_create(request, record_id)
+        elif record_id in self.partner_ids and unquote(known) != self.partner_ids[record_id]:
+            raise Refused(400, "X-Partner-Id is not this partner's UUID for the record")
         if record_id not in self.partner_ids:
             self.partner_ids[record_id] = str(self._uuid(document))
-            self.creates[record_id] += 1
         self.users[record_id] = document.body
         return _xml(answers.response(uuid.UUID(self.partner_ids[record_id])))
 

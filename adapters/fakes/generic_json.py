@@ -6,6 +6,14 @@ missing fields, a missing Idempotency-Key or X-Hub-Record are answered 400.
 Lead-source creates are deduplicated by Idempotency-Key as the contract asks.
 This fake must never import the adapter it tests.
 
+A save is idempotent by hub UUID, so what the fake stores cannot show a
+second create; `creates` therefore counts the hub's create calls as the
+contract marks them: every PUT without `X-Partner-Id` (the hub holds no
+partner ID for the user), each time, the repeats the fake answers as
+updates included. A PUT with `X-Partner-Id` is an update, answered 409 when
+the fake gave the UUID another ID (and, for a UUID it does not know, a
+create of the fake's that the hub did not ask for, so not counted).
+
     python -m adapters.fakes.generic_json --port 9102 --token-env VAR \\
         [--staff club_id:email ...] [--lead-source club_id:name ...] [--capability C ...]
 """
@@ -16,6 +24,7 @@ import asyncio
 import itertools
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
@@ -121,10 +130,14 @@ class FakeGenericJson(FakeServer):
         user = await _json_object(request)
         if problems := _user_problems(user):
             raise Refused(400, "; ".join(problems))
+        known = request.headers.get("X-Partner-Id")
+        if known is None:
+            self.count_create(request, hub_uuid)
+        elif hub_uuid in self.partner_ids and unquote(known) != self.partner_ids[hub_uuid]:
+            raise Refused(409, "X-Partner-Id is not this partner's ID for the hub UUID")
         created = hub_uuid not in self.partner_ids
         if created:
             self.partner_ids[hub_uuid] = f"P-{next(self._ids)}"
-            self.creates[hub_uuid] += 1
         self.users[hub_uuid] = user
         return web.json_response({"id": self.partner_ids[hub_uuid]}, status=201 if created else 200)
 

@@ -29,8 +29,10 @@ It behaves as the docs say a site does, quirks included:
   name codes such as `ClientNotFound`; the other codes here are the fake's.
 
 Mindbody keeps no ID of the hub's, so `users` holds each client (its JSON as
-last saved, with `Id`) keyed by the client's Id; `creates` counts adds per
-person (lowercased email, or "first last" without one). Ids are numbered
+last saved, with `Id`) keyed by the client's Id; `creates` counts every
+addclient call per person (lowercased email, or "first last" without one),
+each one a new client, as at Mindbody (a `Test` add stores nothing and is
+not counted). Ids are numbered
 from 100000001 (Mindbody's default RSSIDs), staff Ids from 1, per fake.
 
     python -m adapters.fakes.mindbody --port 9104 --key-env VAR --username NAME \\
@@ -249,7 +251,7 @@ class FakeMindbody(FakeServer):
         if body.get("Test"):
             return web.json_response({"Client": {**body, "Id": "0"}})
         client_id = self.add_client(site, body)
-        self.creates[_person(body)] += 1
+        self.count_create(request, _person(body))
         return web.json_response({"Client": self.users[client_id]})
 
     async def _update_client(self, request: web.Request, site: str) -> web.Response:

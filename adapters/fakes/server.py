@@ -9,9 +9,19 @@ client code. Before a fake's own handlers run, in this order:
     fail_next   the next n requests answer the given status, Retry-After and body
     auth        a wrong or missing bearer token answers 401
 
-Every request is kept in `requests`, with the status it was answered. This
-module must never be imported by the hub's own code (only by tests, the demo
-and the fakes), and a fake must never reach out to anything.
+and after them `answer_late(seconds)`: the next create call is carried out
+(the record stored) and only then answered, `seconds` later: the partner that
+made the record but whose answer came after the hub had stopped waiting.
+
+Every request is kept in `requests` (in the order answered), with the
+status it was answered. Every create call a fake receives is counted in
+`creates` (per the fake's key for the person or record) by `count_create`,
+each time: a second create of a known person is counted even when the fake
+answers it as an update, finds it already there or deduplicates it, because
+a fake that quietly absorbs the second create would let a test pass whatever
+the hub sends. What "a create call" is on each API is said in each fake's
+docstring. This module must never be imported by the hub's own code (only by
+tests, the demo and the fakes), and a fake must never reach out to anything.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ from multidict import CIMultiDict
 from adapters.base import Capability
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Where a handler marks its request as a create call (the key it counted).
+_CREATE = web.RequestKey("create", str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,7 @@ class Received:
     body: bytes
     json: Any  # the body decoded as JSON, or None
     status: int
+    create: str | None = None  # the key counted in `creates`, if this was a create call
 
 
 class Refused(Exception):
@@ -78,12 +91,14 @@ class FakeServer(abc.ABC):
         self.requests: list[Received] = []
         self.delay = 0.0
         self.down = False
-        # Latest user by the hub's UUID, the ID given for it, creates per UUID.
+        # Latest user and the ID given for it, by the fake's key (see each fake).
         self.users: dict[str, dict[str, Any]] = {}
         self.partner_ids: dict[str, str] = {}
+        # Every create call received, per key: 2 is a second create, however answered.
         self.creates: Counter[str] = Counter()
         self.url = ""
         self._failures: list[_Failure] = []
+        self._late: list[float] = []
         self._runner: web.AppRunner | None = None
 
     # -- knobs --------------------------------------------------------------------------------
@@ -93,6 +108,20 @@ class FakeServer(abc.ABC):
     ) -> None:
         """The next `n` requests of any kind answer `status` (with Retry-After if given)."""
         self._failures.append(_Failure(n, status, retry_after, body))
+
+    def answer_late(self, seconds: float, n: int = 1) -> None:
+        """The next `n` create calls are carried out, then answered `seconds` later."""
+        self._late += [seconds] * n
+
+    @property
+    def create_calls(self) -> int:
+        """Create calls received in all, of every key."""
+        return sum(self.creates.values())
+
+    def count_create(self, request: web.Request, key: str) -> None:
+        """Count `request` as a create call for `key` (a handler's call, every time)."""
+        self.creates[key] += 1
+        request[_CREATE] = key
 
     async def wait_for_users(
         self,
@@ -152,6 +181,9 @@ class FakeServer(abc.ABC):
         if self.delay:
             await asyncio.sleep(self.delay)
         response = await self._answer(request, handler)
+        create = request.get(_CREATE)
+        if create is not None and self._late:
+            await asyncio.sleep(self._late.pop(0))  # stored; the answer comes too late
         self.requests.append(
             Received(
                 method=request.method,
@@ -161,6 +193,7 @@ class FakeServer(abc.ABC):
                 body=body,
                 json=_json_or_none(body),
                 status=response.status,
+                create=create,
             )
         )
         return response

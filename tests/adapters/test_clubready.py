@@ -421,6 +421,33 @@ async def test_no_answer_in_time_is_transient(
     assert time.monotonic() - started < 0.45
 
 
+async def test_a_create_answered_too_late_is_found_and_updated_on_the_retry(
+    fake: FakeClubReady, session: aiohttp.ClientSession
+) -> None:
+    adapter = ClubReadyAdapter(config(fake.url, timeout=0.2), session)
+    fake.answer_late(0.5)  # the prospect is stored, the answer comes after the timeout
+    with pytest.raises(TransientPartnerError, match=r"no answer within 0\.2 s"):
+        await adapter.save_user(CLUB, outbound())
+    assert fake.creates == {str(HUB_UUID): 1}
+    saved = await adapter.save_user(CLUB, outbound())  # the hub's retry: no UserId known
+    assert saved.partner_id == fake.partner_ids[str(HUB_UUID)]
+    assert fake.creates == {str(HUB_UUID): 1}
+    assert ("PUT", f"/api/current/users/{saved.partner_id}") in saves(fake)
+
+
+async def test_a_second_create_is_counted_though_the_fake_refuses_it(
+    adapter: ClubReadyAdapter, fake: FakeClubReady, session: aiohttp.ClientSession
+) -> None:
+    await adapter.save_user(CLUB, outbound())
+    url = f"{fake.url}/users/prospect?ApiKey={TOKEN}&StoreId={STORE}"
+    body = {"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@example.com"}
+    async with session.post(url, json={**body, "SendEmail": False}) as response:
+        answer = await response.json()
+    assert answer["Success"] is False  # the email is taken at the store
+    assert fake.creates == {str(HUB_UUID): 1, "ada@example.com": 1}
+    assert fake.create_calls == 2
+
+
 async def test_a_refused_connection_is_transient_and_names_no_key(
     fake: FakeClubReady, session: aiohttp.ClientSession
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import aiohttp
@@ -51,6 +52,20 @@ async def test_create_then_update_keeps_the_partners_uuid(
     assert (save.method, save.path) == ("POST", "/connector/api/2011-11/user")
     assert save.headers["Authorization"] == f"Bearer {TOKEN}"
     assert save.headers["Content-Type"] == "application/xml; charset=utf-8"
+    assert "X-Partner-Id" not in save.headers
+    assert xml_fake.requests[1].headers["X-Partner-Id"] == created.partner_id
+
+
+async def test_a_second_save_without_the_partners_uuid_is_a_second_create(
+    adapter: ConnectorXmlAdapter, xml_fake: FakeConnectorPartner
+) -> None:
+    # The Connector answers it as an update (same recordID), but the hub sent a create.
+    first = await adapter.save_user(CLUB, outbound())
+    assert (await adapter.save_user(CLUB, outbound())).partner_id == first.partner_id
+    assert xml_fake.creates[str(HUB_UUID)] == 2
+    with pytest.raises(PermanentPartnerError):  # an update of a UUID it never gave
+        await adapter.save_user(CLUB, outbound(partner_id=str(uuid.uuid4())))
+    assert xml_fake.create_calls == 2
 
 
 async def test_values_are_escaped_and_arrive_unchanged(

@@ -34,6 +34,33 @@ async def test_create_then_update_keeps_the_partner_id(
     assert json_fake.creates[str(HUB_UUID)] == 1
     assert json_fake.users[str(HUB_UUID)]["firstName"] == "Augusta"
     assert [r.status for r in json_fake.requests] == [201, 200]
+    assert [r.headers.get("X-Partner-Id") for r in json_fake.requests] == [
+        None,
+        created.partner_id,
+    ]
+
+
+async def test_a_second_save_without_the_partner_id_is_a_second_create(
+    adapter: GenericJsonAdapter, json_fake: FakeGenericJson
+) -> None:
+    # The partner answers it as an update (idempotent by UUID), but the hub sent a create.
+    first = await adapter.save_user(CLUB, outbound())
+    again = await adapter.save_user(CLUB, outbound(firstname="Augusta"))
+    assert again.partner_id == first.partner_id
+    assert [r.status for r in json_fake.requests] == [201, 200]
+    assert json_fake.creates[str(HUB_UUID)] == 2
+    assert json_fake.create_calls == 2
+    assert [r.create for r in json_fake.requests] == [str(HUB_UUID)] * 2
+
+
+async def test_an_update_with_another_partners_id_is_refused(
+    adapter: GenericJsonAdapter, json_fake: FakeGenericJson
+) -> None:
+    await adapter.save_user(CLUB, outbound())
+    with pytest.raises(PermanentPartnerError) as caught:
+        await adapter.save_user(CLUB, outbound(partner_id="P-999"))
+    assert caught.value.status == 409
+    assert json_fake.creates[str(HUB_UUID)] == 1
 
 
 async def test_fields_without_a_value_are_left_out(

@@ -85,6 +85,10 @@ class DeliveryHub:
         self.url = ""
         self.tenancy: Tenancy | None = None
         self.tenancy_file = Path()
+        # The folder this hub made for its tenancy file; None until made. Never derived
+        # from `tenancy_file`: before the file is written that is Path(), the working
+        # directory, and removing its parent would remove the checkout.
+        self._scratch: Path | None = None
         self._components: list[Any] = []
 
     def fake(self, name: str) -> FakeGenericJson:
@@ -123,7 +127,8 @@ class DeliveryHub:
             )
         self.tenancy = parse(tomllib.loads(text), ENV)
         # The same tenancy as a file, for the `hub` command run against this hub.
-        self.tenancy_file = Path(tempfile.mkdtemp(prefix="hub-test-")) / "tenancy.toml"
+        self._scratch = Path(tempfile.mkdtemp(prefix="hub-test-"))
+        self.tenancy_file = self._scratch / "tenancy.toml"
         self.tenancy_file.write_text(text)
         self._components = [
             RouterService(self.settings, self.tenancy),
@@ -145,7 +150,9 @@ class DeliveryHub:
                 await partner.fake.stop()
         if self.tenancy is not None:  # the partners' queues and tiers too
             await delete_topology(AMQP_URL, topology(self.settings, self.tenancy))
-        shutil.rmtree(self.tenancy_file.parent, ignore_errors=True)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     async def post(self, endpoint: str, body: bytes, *, key: str = INTOUCH_KEY) -> str:
         """Save as intouch, or as the provider whose key is given (a partner's key is its name)."""
