@@ -95,7 +95,9 @@ class IngressService:
 
     async def start(self) -> None:
         settings = self._settings
-        topology = Topology(settings.namespace)
+        # The inbox's arguments must be the router's (wiring.topology), or one of them
+        # cannot declare it; the ingress declares no partner's queue.
+        topology = Topology(settings.namespace, max_length=settings.queue_max_length)
         publisher = Publisher(
             Nodes(settings.amqp_urls), topology, settings.publish_timeout, "hub-ingress"
         )
@@ -109,6 +111,7 @@ class IngressService:
             INBOX,
             timeout=settings.publish_timeout,
             linger=settings.ingress_linger,
+            max_waiting=settings.ingress_max_waiting,
         )
         batcher.start()
         self._resources = Resources(settings, self._tenancy, topology, publisher, batcher, pool)
