@@ -21,6 +21,7 @@ from hub.ingress import handlers
 from hub.ingress.batcher import InboxBatcher
 from hub.ingress.context import RESOURCES, Resources
 from hub.ingress.middleware import answer_errors
+from hub.ops import metrics
 from hub.settings import Settings
 from hub.store.pool import DatabaseError, create_pool
 from hub.tenancy import Tenancy
@@ -114,6 +115,7 @@ class IngressService:
             max_waiting=settings.ingress_max_waiting,
         )
         batcher.start()
+        metrics.ingress_waiting(lambda: batcher.waiting)
         self._resources = Resources(settings, self._tenancy, topology, publisher, batcher, pool)
         self._runner = web.AppRunner(
             create_app(self._resources),
