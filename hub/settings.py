@@ -60,7 +60,8 @@ class Settings:
     ingress_max_waiting: int = 2000
     # Messages a work queue (inbox, deliver.*, retry tiers) holds before the broker
     # refuses publishes (reject-publish: the ingress answers 503); dead letters: 10 times.
-    queue_max_length: int = DEFAULT_MAX_LENGTH
+    # None (HUB_QUEUE_MAX_LENGTH=0): no bound, the queues of a hub deployed before it.
+    queue_max_length: int | None = DEFAULT_MAX_LENGTH
     router_prefetch: int = 64
     shutdown_grace: float = 10.0
     retry_tiers: tuple[int, ...] = DEFAULT_TIERS
@@ -101,7 +102,8 @@ class Settings:
             publish_timeout=_positive(env, "HUB_PUBLISH_TIMEOUT", base.publish_timeout),
             ingress_linger=_linger(env, "HUB_INGRESS_LINGER", base.ingress_linger),
             ingress_max_waiting=_whole(env, "HUB_INGRESS_MAX_WAITING", base.ingress_max_waiting),
-            queue_max_length=_whole(env, "HUB_QUEUE_MAX_LENGTH", base.queue_max_length),
+            queue_max_length=_whole(env, "HUB_QUEUE_MAX_LENGTH", DEFAULT_MAX_LENGTH, least=0)
+            or None,
             router_prefetch=int(_positive(env, "HUB_ROUTER_PREFETCH", base.router_prefetch)),
             shutdown_grace=_positive(env, "HUB_SHUTDOWN_GRACE", base.shutdown_grace),
             retry_tiers=_tiers(env.get("HUB_RETRY_TIERS"), base.retry_tiers),
@@ -162,10 +164,16 @@ def _linger(env: Mapping[str, str], name: str, default: float) -> float:
     return _number(env, name, default, lambda v: 0 <= v < 1, "seconds from 0 to below 1")
 
 
-def _whole(env: Mapping[str, str], name: str, default: int) -> int:
-    """A whole number from 1 up (a count: 2.5 saves means nothing)."""
+def _whole(env: Mapping[str, str], name: str, default: int, least: int = 1) -> int:
+    """A whole number from `least` up (a count: 2.5 saves means nothing)."""
     return int(
-        _number(env, name, default, lambda v: v >= 1 and v.is_integer(), "a whole number from 1 up")
+        _number(
+            env,
+            name,
+            default,
+            lambda v: v >= least and v.is_integer(),
+            f"a whole number from {least} up",
+        )
     )
 
 

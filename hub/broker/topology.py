@@ -14,7 +14,7 @@ the same topology; this module is its source.
                           --deliver.P---> <ns>.deliver.P.dead   (keeper -> PostgreSQL)
 
 Every queue has a maximum length (work queues `max_length`, dead-letter
-queues ten times that) with reject-publish overflow: a runaway backlog (a
+queues ten times that; None: none) with reject-publish overflow: a runaway backlog (a
 router stopped, a partner away for hours) makes the broker nack publishes,
 which the ingress answers with 503, instead of growing until the broker's
 memory or disk alarm blocks every publisher. A queue's arguments cannot
@@ -84,7 +84,7 @@ class Topology:
     tiers: tuple[int, ...] = DEFAULT_TIERS
     inbox_delivery_limit: int = 10
     delivery_limit: int = 10
-    max_length: int = DEFAULT_MAX_LENGTH
+    max_length: int | None = DEFAULT_MAX_LENGTH
 
     @property
     def inbox_exchange(self) -> Exchange:
@@ -142,9 +142,8 @@ class Topology:
         key = queue.dead_letter_routing_key or queue.routing_key
         # Generous: dead letters wait for the keeper (or an operator), and a refused
         # dead-lettering keeps the message in its work queue (at-least-once).
-        return Queue(
-            f"{queue.name}.dead", self.dead_exchange.name, key, max_length=10 * self.max_length
-        )
+        bound = 10 * self.max_length if self.max_length else None
+        return Queue(f"{queue.name}.dead", self.dead_exchange.name, key, max_length=bound)
 
     def tier_for(self, attempt: int, at_least: float | None = None) -> int:
         """The delay tier of the `attempt`-th retry (1-based), honouring a Retry-After."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.broker.topology import Topology
 from hub.errors import ConfigError
 from hub.settings import Address, Settings
 
@@ -42,6 +43,15 @@ def test_values_and_a_node_list() -> None:
     assert settings.max_body == 128 * 1024
 
 
+def test_no_queue_bound_for_queues_declared_without_one() -> None:
+    """HUB_QUEUE_MAX_LENGTH=0: the queues' arguments of a hub deployed before the bound."""
+    settings = Settings.from_env({"HUB_QUEUE_MAX_LENGTH": "0"})
+    assert settings.queue_max_length is None
+    shape = Topology("ns", partners=("crm",), max_length=settings.queue_max_length)
+    assert not any("x-max-length" in q.arguments() for q in shape.queues())
+    assert "x-overflow" not in shape.inbox_dead.arguments()
+
+
 def test_a_secret_from_a_file(tmp_path: Path) -> None:
     secret = tmp_path / "db"
     secret.write_text("postgresql://u:p@db/hub\n")
@@ -61,6 +71,7 @@ def test_a_secret_from_a_file(tmp_path: Path) -> None:
         ("HUB_INGRESS_MAX_WAITING", "0"),
         ("HUB_INGRESS_MAX_WAITING", "2.5"),
         ("HUB_QUEUE_MAX_LENGTH", "lots"),
+        ("HUB_QUEUE_MAX_LENGTH", "-1"),
         ("HUB_DATABASE_URL_FILE", "/nonexistent/secret"),
     ],
 )
