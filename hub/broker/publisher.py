@@ -19,6 +19,7 @@ so that a full queue is a quick 503 at the ingress rather than a slow one.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -35,7 +36,8 @@ from hub.ops import metrics
 log = structlog.get_logger(__name__)
 
 _PUBLISH_ERRORS = (*CONNECT_ERRORS, aio_pika.exceptions.DeliveryError, RuntimeError)
-# Between tries on a fresh channel: 50 ms, doubling up to 0.5 s.
+# Between tries on a fresh channel: 50 ms, doubling up to 0.5 s, jittered (the publishers
+# of many processes that lost one node must not come back in step).
 _FIRST_PAUSE = 0.05
 _MAX_PAUSE = 0.5
 # Nacks in a row (the first channel's and then fresh ones') that mean "refused".
@@ -95,7 +97,7 @@ class Publisher:
                         f"the broker refused the message {nacks} times in a row "
                         "(a queue at its maximum length?)"
                     ) from exc
-                pause = min(_FIRST_PAUSE * 2 ** (tries - 1), _MAX_PAUSE)
+                pause = min(_FIRST_PAUSE * 2 ** (tries - 1), _MAX_PAUSE) * random.uniform(0.5, 1)
                 if loop.time() + pause >= deadline:
                     raise Unavailable(f"{exc} (tried {tries} times)") from exc.__cause__
                 log.warning(
