@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.broker.topology import DEFAULT_TIERS, parse_tiers
+from hub.broker.topology import DEFAULT_MAX_LENGTH, DEFAULT_TIERS, parse_tiers
 from hub.errors import ConfigError
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -54,6 +54,14 @@ class Settings:
     # How long the ingress lets a lone save wait for others to share its inbox message:
     # at moderate rates it multiplies the batch every hop gets (0: publish at once).
     ingress_linger: float = 0.015
+    # Saves one ingress process lets wait for a publish; past it a save is answered 503
+    # at once. Far above what waits under full load (a few hundred), and small enough
+    # that even bodies of HUB_MAX_BODY stay within a few hundred MB (README, Settings).
+    ingress_max_waiting: int = 2000
+    # Messages a work queue (inbox, deliver.*, retry tiers) holds before the broker
+    # refuses publishes (reject-publish: the ingress answers 503); dead letters: 10 times.
+    # None (HUB_QUEUE_MAX_LENGTH=0): no bound, the queues of a hub deployed before it.
+    queue_max_length: int | None = DEFAULT_MAX_LENGTH
     router_prefetch: int = 64
     shutdown_grace: float = 10.0
     retry_tiers: tuple[int, ...] = DEFAULT_TIERS
@@ -93,6 +101,9 @@ class Settings:
             max_body=_size(env.get("HUB_MAX_BODY"), base.max_body),
             publish_timeout=_positive(env, "HUB_PUBLISH_TIMEOUT", base.publish_timeout),
             ingress_linger=_linger(env, "HUB_INGRESS_LINGER", base.ingress_linger),
+            ingress_max_waiting=_whole(env, "HUB_INGRESS_MAX_WAITING", base.ingress_max_waiting),
+            queue_max_length=_whole(env, "HUB_QUEUE_MAX_LENGTH", DEFAULT_MAX_LENGTH, least=0)
+            or None,
             router_prefetch=int(_positive(env, "HUB_ROUTER_PREFETCH", base.router_prefetch)),
             shutdown_grace=_positive(env, "HUB_SHUTDOWN_GRACE", base.shutdown_grace),
             retry_tiers=_tiers(env.get("HUB_RETRY_TIERS"), base.retry_tiers),
@@ -151,6 +162,19 @@ def _tiers(value: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
 def _linger(env: Mapping[str, str], name: str, default: float) -> float:
     """Seconds from 0 to below 1."""
     return _number(env, name, default, lambda v: 0 <= v < 1, "seconds from 0 to below 1")
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, least: int = 1) -> int:
+    """A whole number from `least` up (a count: 2.5 saves means nothing)."""
+    return int(
+        _number(
+            env,
+            name,
+            default,
+            lambda v: v >= least and v.is_integer(),
+            f"a whole number from {least} up",
+        )
+    )
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

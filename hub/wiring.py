@@ -16,4 +16,5 @@ def topology(settings: Settings, tenancy: Tenancy) -> Topology:
         settings.namespace,
         partners=tuple(p.name for p in tenancy.receivers()),
         tiers=settings.retry_tiers,
+        max_length=settings.queue_max_length,
     )

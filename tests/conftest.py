@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +28,22 @@ from tests.fixtures_tenancy import ENV, TENANCY_TOML
 
 AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 DATABASE_URL = os.environ.get("HUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/hub")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_broker_answers_at_the_end(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a session that stopped and started the machine's broker (marker
+    `broker_restart`): that broker answers again, or the session ends in an error."""
+    yield
+    if not any(item.get_closest_marker("broker_restart") for item in request.session.items):
+        return
+    from tests.machine_broker import OWNS_BROKER, answers  # it imports this module
+
+    if OWNS_BROKER:
+        assert asyncio.run(answers()), (
+            "the machine's RabbitMQ does not answer after the broker_restart tests: "
+            "`rabbitmqctl start_app` (as root) brings it back"
+        )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ that file's shape; `tests/unit/test_definitions.py` regenerates the checked-in
 file and fails when the two differ, so the file cannot drift from the code.
 
 No policy: every property a queue needs (type, delivery limit, dead-lettering,
-overflow, TTL) is a queue argument that the hub itself declares, and RabbitMQ
+overflow, maximum length, TTL) is a queue argument that the hub itself declares, and RabbitMQ
 lets an argument win over a policy (for the delivery limit and the TTL it takes
 the lower of the two), so a policy could change nothing the hub relies on, or
 only tighten it behind the hub's back. This module must never connect to a

@@ -9,6 +9,11 @@ whose publish reached a quorum leader that then died keeps answering nack
 for as long as that node is down, while a new channel works. An unroutable
 message (returned: no queue bound) is not retried: it raises Unavailable at
 once. A message may thus reach the queue twice; consumers are idempotent.
+
+A nack on fresh channels, again and again, is not a dead leader but a queue
+that refuses (at its maximum length, reject-publish): after `_NACKS` nacks
+in a row it raises Unavailable at once, without waiting for the time bound,
+so that a full queue is a quick 503 at the ingress rather than a slow one.
 """
 
 from __future__ import annotations
@@ -31,13 +36,20 @@ from hub.pacing import backoff
 log = structlog.get_logger(__name__)
 
 _PUBLISH_ERRORS = (*CONNECT_ERRORS, aio_pika.exceptions.DeliveryError, RuntimeError)
-# Between tries on a fresh channel: 50 ms, doubling up to 0.5 s, with jitter.
+# Between tries on a fresh channel: 50 ms, doubling up to 0.5 s, jittered (the publishers
+# of many processes that lost one node must not come back in step).
 _FIRST_PAUSE = 0.05
 _MAX_PAUSE = 0.5
+# Nacks in a row (the first channel's and then fresh ones') that mean "refused".
+_NACKS = 3
 
 
 class _Retry(Exception):
     """A try failed in a way that a fresh channel may not: publish again."""
+
+
+class _Nacked(_Retry):
+    """The broker answered nack: a stale channel, or a queue that refuses."""
 
 
 class Publisher:
@@ -73,12 +85,18 @@ class Publisher:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self._timeout
-        tries = 0
+        tries = nacks = 0
         while True:
             tries += 1
             try:
                 await self._publish_once(exchange, routing_key, body, properties, deadline)
             except _Retry as exc:
+                nacks = nacks + 1 if isinstance(exc, _Nacked) else 0
+                if nacks >= _NACKS:
+                    raise Unavailable(
+                        f"the broker refused the message {nacks} times in a row "
+                        "(a queue at its maximum length?)"
+                    ) from exc
                 pause = backoff(tries, _FIRST_PAUSE, _MAX_PAUSE)
                 if loop.time() + pause >= deadline:
                     raise Unavailable(f"{exc} (tried {tries} times)") from exc.__cause__
@@ -119,6 +137,9 @@ class Publisher:
             raise Unavailable(f"the broker did not confirm within {self._timeout:g} s") from exc
         except aiormq.exceptions.PublishError as exc:
             raise Unavailable(f"the broker could not route the message: {exc!r}") from exc
+        except aiormq.exceptions.DeliveryError as exc:  # how aiormq answers a nack
+            await self._drop(channel)
+            raise _Nacked(f"the broker did not take the message: {exc!r}") from exc
         except _PUBLISH_ERRORS as exc:
             await self._drop(channel)
             raise _Retry(f"the broker refused or lost the message: {exc!r}") from exc
@@ -126,7 +147,7 @@ class Publisher:
             raise _Retry(str(exc)) from exc
         if not isinstance(confirm, aiormq.spec.Basic.Ack):
             await self._drop(channel)
-            raise _Retry(f"the broker did not take the message: {confirm!r}")
+            raise _Nacked(f"the broker did not take the message: {confirm!r}")
 
     async def ready(self) -> bool:
         """Whether a confirmed channel is open or can be opened now."""

@@ -19,6 +19,13 @@ the dead-letter queues too: a dead letter that the keeper fails to store
 `delivery_limit` times (a bug, not an outage: outages are waited out) is
 parked in `<ns>.parked`, which nothing consumes, rather than requeued for
 ever. Operators see it in `hub queues`.
+
+Every queue has a maximum length (work queues `max_length`, dead-letter
+queues ten times that; None: none) with reject-publish overflow: a runaway backlog (a
+router stopped, a partner away for hours) makes the broker nack publishes,
+which the ingress answers with 503, instead of growing until the broker's
+memory or disk alarm blocks every publisher. A queue's arguments cannot
+change once declared (PRECONDITION_FAILED): see README, "Not yet".
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from typing import Any
 INBOX = "inbox"
 PARKED = "parked"
 DEFAULT_TIERS = (10, 60, 600, 3600)
+# Messages a work queue holds at most (HUB_QUEUE_MAX_LENGTH): see README, Settings.
+DEFAULT_MAX_LENGTH = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,8 @@ class Queue:
     dead_letter_routing_key: str | None = None
     delivery_limit: int | None = None
     message_ttl_ms: int | None = None
+    # Past it the broker nacks publishes (reject-publish) rather than dropping or growing.
+    max_length: int | None = None
     extra: tuple[tuple[str, Any], ...] = field(default=())
 
     def arguments(self) -> dict[str, Any]:
@@ -67,6 +78,8 @@ class Queue:
             args["x-delivery-limit"] = self.delivery_limit
         if self.message_ttl_ms is not None:
             args["x-message-ttl"] = self.message_ttl_ms
+        if self.max_length is not None:
+            args |= {"x-max-length": self.max_length, "x-overflow": "reject-publish"}
         return args | dict(self.extra)
 
 
@@ -79,6 +92,7 @@ class Topology:
     tiers: tuple[int, ...] = DEFAULT_TIERS
     inbox_delivery_limit: int = 10
     delivery_limit: int = 10
+    max_length: int | None = DEFAULT_MAX_LENGTH
 
     @property
     def inbox_exchange(self) -> Exchange:
@@ -104,6 +118,7 @@ class Topology:
             dead_letter_exchange=self.dead_exchange.name,
             dead_letter_routing_key=INBOX,
             delivery_limit=self.inbox_delivery_limit,
+            max_length=self.max_length,
         )
 
     @property
@@ -118,6 +133,7 @@ class Topology:
             dead_letter_exchange=self.dead_exchange.name,
             dead_letter_routing_key=f"deliver.{partner}",
             delivery_limit=self.delivery_limit,
+            max_length=self.max_length,
         )
 
     def tier(self, seconds: int) -> Queue:
@@ -127,10 +143,14 @@ class Topology:
             routing_key="",
             dead_letter_exchange=self.deliver_exchange.name,
             message_ttl_ms=seconds * 1000,
+            max_length=self.max_length,
         )
 
     def dead_letters_of(self, queue: Queue) -> Queue:
         key = queue.dead_letter_routing_key or queue.routing_key
+        # Generous: dead letters wait for the keeper (or an operator), and a refused
+        # dead-lettering keeps the message in its work queue (at-least-once).
+        bound = 10 * self.max_length if self.max_length else None
         return Queue(
             f"{queue.name}.dead",
             self.dead_exchange.name,
@@ -138,12 +158,16 @@ class Topology:
             dead_letter_exchange=self.dead_exchange.name,
             dead_letter_routing_key=PARKED,
             delivery_limit=self.delivery_limit,
+            max_length=bound,
         )
 
     @property
     def parked(self) -> Queue:
         """Dead letters the keeper could not store: kept for operators, consumed by nobody."""
-        return Queue(f"{self.namespace}.{PARKED}", self.dead_exchange.name, PARKED)
+        bound = 10 * self.max_length if self.max_length else None
+        return Queue(
+            f"{self.namespace}.{PARKED}", self.dead_exchange.name, PARKED, max_length=bound
+        )
 
     def tier_for(self, attempt: int, at_least: float | None = None) -> int:
         """The delay tier of the `attempt`-th retry (1-based), honouring a Retry-After."""

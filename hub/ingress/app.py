@@ -21,6 +21,7 @@ from hub.ingress import handlers
 from hub.ingress.batcher import InboxBatcher
 from hub.ingress.context import RESOURCES, Resources
 from hub.ingress.middleware import answer_errors
+from hub.ops import metrics
 from hub.settings import Settings
 from hub.store.health import NotServing, probe
 from hub.store.migrate import check_schema
@@ -97,7 +98,9 @@ class IngressService:
 
     async def start(self) -> None:
         settings = self._settings
-        topology = Topology(settings.namespace)
+        # The inbox's arguments must be the router's (wiring.topology), or one of them
+        # cannot declare it; the ingress declares no partner's queue.
+        topology = Topology(settings.namespace, max_length=settings.queue_max_length)
         publisher = Publisher(
             Nodes(settings.amqp_urls), topology, settings.publish_timeout, "hub-ingress"
         )
@@ -120,8 +123,10 @@ class IngressService:
             INBOX,
             timeout=settings.publish_timeout,
             linger=settings.ingress_linger,
+            max_waiting=settings.ingress_max_waiting,
         )
         batcher.start()
+        metrics.ingress_waiting(lambda: batcher.waiting)
         self._resources = Resources(settings, self._tenancy, topology, publisher, batcher, pool)
         self._runner = web.AppRunner(
             create_app(self._resources),

@@ -17,12 +17,24 @@ partner 166 - 412 -> 29 ms; closed loop 1,620 -> 1,870 records/s.
 
 Why: the broker's and the AMQP client's cost is per message; batching is
 what lets one ingress process answer at a rate close to raw publishing.
+
+Bounded memory: a slow or blocked broker (a memory or disk alarm) must not
+grow the ingress until it is killed. So at most `max_waiting` saves wait
+(HUB_INGRESS_MAX_WAITING); past it a save is refused at once (Unavailable
+with a Retry-After: 503). A save whose confirm does not come within the
+timeout leaves the waiting list as it is answered 503: it is never
+published after its answer. Only a save already in a publish in flight
+(at most `max_in_flight` messages of `max_batch`) may still reach the
+inbox after its 503; a re-post of it is an idempotent update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import math
+import random
 import uuid
 
 import structlog
@@ -48,6 +60,7 @@ class InboxBatcher:
         max_in_flight: int = 4,
         linger: float = 0.0,
         enough: int = 32,
+        max_waiting: int = 2000,
     ) -> None:
         self._publisher = publisher
         self._exchange = exchange
@@ -56,9 +69,12 @@ class InboxBatcher:
         self._max_batch = max_batch
         self._linger = linger
         self._enough = min(enough, max_batch)
+        self._max_waiting = max_waiting
         self._filled = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._waiting: list[tuple[Inbound, asyncio.Future[None]]] = []
+        # Each waiting save by the future its submit() awaits: in arrival order, and a
+        # save that gives up leaves in O(1).
+        self._waiting: dict[asyncio.Future[None], Inbound] = {}
         self._wakeup = asyncio.Event()
         self._flushes: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -76,12 +92,26 @@ class InboxBatcher:
             self._flush_some()
         await asyncio.gather(*self._flushes, return_exceptions=True)
 
+    @property
+    def waiting(self) -> int:
+        """Saves waiting for a publish (not those in a publish in flight)."""
+        return len(self._waiting)
+
     async def submit(self, save: Inbound) -> None:
-        """Return once the broker confirmed the message holding `save`."""
+        """Return once the broker confirmed the message holding `save`.
+
+        Raises Unavailable at once when `max_waiting` saves wait already, and after
+        the timeout when no confirm came; either way `save` is no longer waiting.
+        """
         if self._runner is None or self._runner.done():
             raise Unavailable("the ingress is stopping")
+        if len(self._waiting) >= self._max_waiting:
+            raise Unavailable(
+                f"{len(self._waiting)} saves wait for the broker already",
+                retry_after=self._spread_retry(),
+            )
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((save, done))
+        self._waiting[done] = save
         self._wakeup.set()
         if len(self._waiting) >= self._enough:
             self._filled.set()
@@ -89,8 +119,17 @@ class InboxBatcher:
             async with asyncio.timeout(self._timeout):
                 await done
         except TimeoutError as exc:
-            # Its batch may still be confirmed later: a re-post is an idempotent update.
             raise Unavailable(f"no confirm from the broker within {self._timeout:g} s") from exc
+        finally:
+            # Still waiting (timed out, or the request was cancelled): it must not be
+            # published after its answer. In a publish in flight already: that may
+            # still be confirmed, and a re-post is an idempotent update.
+            self._waiting.pop(done, None)
+
+    def _spread_retry(self) -> int:
+        """Seconds a refused partner should wait: spread over the time the waiting saves
+        need at most (the timeout), so that refused partners do not all come back at once."""
+        return random.randint(1, max(1, math.ceil(self._timeout)))
 
     async def _run(self) -> None:
         while True:
@@ -108,8 +147,16 @@ class InboxBatcher:
                 self._flush_some()
 
     def _flush_some(self) -> None:
-        batch = self._waiting[: self._max_batch]
-        del self._waiting[: self._max_batch]
+        """Publish the first `max_batch` waiting saves, holding a slot (released here
+        when every save gave up while the slot was awaited)."""
+        batch = [
+            (self._waiting.pop(done), done)
+            for done in list(itertools.islice(self._waiting, self._max_batch))
+        ]
+        batch = [(save, done) for save, done in batch if not done.done()]
+        if not batch:
+            self._slots.release()
+            return
         task = asyncio.create_task(self._publish(batch))
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)

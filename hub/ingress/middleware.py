@@ -2,11 +2,14 @@
 
 Every answer in 400-599 is the `<error>` document with a fresh errorUUID,
 which is also in the request's log line (and with the traceback, for a 500).
-Messages name the problem, never a stack trace.
+Messages name the problem, never a stack trace. A 503 carries Retry-After:
+the seconds the error asked for (a full ingress spreads its refusals over a
+few), else 1.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 
@@ -44,7 +47,7 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = _error(request, exc.status, exc.reason, exc.message)
     except Unavailable as exc:
         response = _error(request, 503, "UNAVAILABLE", f"the record was not stored: {exc}")
-        response.headers["Retry-After"] = "1"
+        response.headers["Retry-After"] = str(math.ceil(exc.retry_after or 1))
     except DatabaseError as exc:
         response = _error(request, 500, "DATABASE", f"the store is unavailable: {exc}")
     except TransientError as exc:

@@ -17,7 +17,7 @@ import asyncio
 import collections
 import functools
 import re
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -102,6 +102,11 @@ CIRCUIT = Gauge(
     registry=REGISTRY,
 )
 CIRCUIT_VALUES = {"closed": 0, "half-open": 1, "open": 2}
+INGRESS_WAITING = Gauge(
+    "hub_ingress_waiting_saves",
+    "Saves waiting in this ingress process for a publish (at most HUB_INGRESS_MAX_WAITING).",
+    registry=REGISTRY,
+)
 
 
 # Counting, from the hot paths.
@@ -135,6 +140,11 @@ def dead_lettered(queue: str) -> None:
 
 def circuit(partner: str, state: str) -> None:
     _circuit(partner).set(CIRCUIT_VALUES[state])
+
+
+def ingress_waiting(read: Callable[[], int]) -> None:
+    """The ingress's waiting saves, read at each scrape: nothing on the save path."""
+    INGRESS_WAITING.set_function(read)
 
 
 @functools.cache

@@ -77,8 +77,13 @@ async def script_async(*args: str, within: float = 30) -> str:
     process = await asyncio.create_subprocess_exec(
         str(SCRIPT), *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    async with asyncio.timeout(within):
-        out, err = await process.communicate()
+    try:
+        async with asyncio.timeout(within):
+            out, err = await process.communicate()
+    except TimeoutError:
+        process.kill()  # cluster.sh, and with it the rabbitmqctl it waits for
+        await process.wait()
+        raise
     assert process.returncode == 0, f"cluster.sh {' '.join(args)}: {err.decode()}"
     return out.decode()
 

@@ -2,6 +2,7 @@
 
 Stops the machine's broker application (`rabbitmqctl stop_app`) and always
 starts it again in a `finally`; the node, its config and cookie are untouched.
+Skipped unless the broker under test is that node (`tests/machine_broker.py`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import aiohttp
 import pytest
 
 from tests.delivery.conftest import AUTH, Partner, StartHub, prospect_xml
-from tests.integration.test_broker_outage import rabbitmqctl
+from tests.machine_broker import only_when_owned, stopped
 
-pytestmark = pytest.mark.broker_restart
+pytestmark = [pytest.mark.broker_restart, only_when_owned]
 
 
 async def test_broker_restart_under_load_loses_nothing(start_hub: StartHub) -> None:
@@ -40,13 +41,12 @@ async def test_broker_restart_under_load_loses_nothing(start_hub: StartHub) -> N
         workers = asyncio.gather(*(partner(http, w) for w in range(4)))
         try:
             await asyncio.sleep(1)
-            await rabbitmqctl("stop_app")
+            async with stopped():
+                await asyncio.sleep(2)
             await asyncio.sleep(2)
         finally:
-            await rabbitmqctl("start_app")
-        await asyncio.sleep(2)
-        done.set()
-        await asyncio.wait_for(workers, 30)
+            done.set()
+            await asyncio.wait_for(workers, 30)
 
     await fake.wait_for_users(len(accepted), timeout=90)
     assert set(fake.users) == accepted

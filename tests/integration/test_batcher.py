@@ -11,6 +11,7 @@ import pytest
 from hub.broker.connection import Nodes
 from hub.broker.publisher import Publisher
 from hub.broker.topology import INBOX, Topology
+from hub.errors import Unavailable
 from hub.ingress.batcher import InboxBatcher
 from hub.message import decode_batch
 from tests.conftest import AMQP_URL, delete_topology
@@ -30,8 +31,7 @@ async def batcher(namespace: str) -> AsyncIterator[tuple[MakeBatcher, Topology]]
             publisher,
             topology.inbox_exchange.name,
             INBOX,
-            timeout=5,
-            **options,  # type: ignore[arg-type]
+            **{"timeout": 5} | options,  # type: ignore[arg-type]
         )
         one.start()
         made.append(one)
@@ -87,3 +87,37 @@ async def test_without_a_linger_a_lone_save_goes_at_once(
     for n in range(3):
         await group.submit(inbound(f"R-{n}"))
     assert await inbox_messages(topology) == [["R-0"], ["R-1"], ["R-2"]]
+
+
+async def test_past_max_waiting_a_save_is_refused_at_once_and_never_published(
+    batcher: tuple[MakeBatcher, Topology],
+) -> None:
+    """A long linger keeps saves waiting, as a slow broker would: the third is refused."""
+    make, topology = batcher
+    group = make(linger=0.9, enough=64, max_waiting=2, timeout=10)
+    waiting = [asyncio.create_task(group.submit(inbound(f"R-{n}"))) for n in range(2)]
+    await asyncio.sleep(0.05)
+    assert group.waiting == 2
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(Unavailable, match="2 saves wait") as refused:
+        await group.submit(inbound("R-refused"))
+    assert asyncio.get_running_loop().time() - started < 0.1
+    assert refused.value.retry_after is not None
+    assert 1 <= refused.value.retry_after <= 10
+    await asyncio.gather(*waiting)
+    assert await inbox_messages(topology) == [["R-0", "R-1"]]
+
+
+async def test_a_save_that_timed_out_waiting_leaves_and_is_never_published(
+    batcher: tuple[MakeBatcher, Topology],
+) -> None:
+    """Its answer was 503: it must not reach the inbox with the saves after it."""
+    make, topology = batcher
+    group = make(linger=3.0, enough=3, timeout=1.0)
+    with pytest.raises(Unavailable, match="no confirm"):
+        await group.submit(inbound("R-timed-out"))
+    assert group.waiting == 0
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(group.submit(inbound(f"R-{n}")) for n in range(3)))
+    await group.stop()
+    assert await inbox_messages(topology) == [["R-0", "R-1", "R-2"]]

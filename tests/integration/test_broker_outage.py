@@ -2,13 +2,13 @@
 
 Stops the machine's broker application (`rabbitmqctl stop_app`) and always
 starts it again in a `finally`; the node, its config and cookie are untouched.
+Skipped unless the broker under test is that node (`tests/machine_broker.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import subprocess
 import uuid
 
 import aiohttp
@@ -17,18 +17,11 @@ import pytest
 from hub.store import records
 from tests.conftest import Hub, eventually
 from tests.fixtures_tenancy import INTOUCH_KEY, user_xml
+from tests.machine_broker import only_when_owned, stopped
 
-pytestmark = pytest.mark.broker_restart
+pytestmark = [pytest.mark.broker_restart, only_when_owned]
 
 AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
-
-
-async def rabbitmqctl(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
 
 
 async def test_posting_through_a_broker_outage_loses_nothing(hub: Hub) -> None:
@@ -64,15 +57,16 @@ async def test_posting_through_a_broker_outage_loses_nothing(hub: Hub) -> None:
         workers = asyncio.gather(*(posting(http, w) for w in range(4)))
         try:
             await asyncio.sleep(0.5)
-            await rabbitmqctl("stop_app")
-            # Longer than the publisher's time bound (it publishes again within it).
-            await asyncio.sleep(hub.settings.publish_timeout + 1.5)
+            async with stopped():
+                # Longer than the publisher's time bound (it publishes again within it).
+                await asyncio.sleep(hub.settings.publish_timeout + 1.5)
+            accepted_before = len(accepted)
+            await eventually(
+                lambda: asyncio.sleep(0, len(accepted) > accepted_before + 20), within=60
+            )
         finally:
-            await rabbitmqctl("start_app")
-        accepted_before = len(accepted)
-        await eventually(lambda: asyncio.sleep(0, len(accepted) > accepted_before + 20), within=60)
-        done.set()
-        await asyncio.wait_for(workers, 60)
+            done.set()
+            await asyncio.wait_for(workers, 60)
 
     assert statuses[503] > 0, "the outage was not seen"
     assert len(accepted) > 40

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -11,8 +15,11 @@ import structlog
 from lxml import etree
 
 from hub.connector.documents import Kind
+from hub.ingress.app import BASE, IngressService
 from hub.records import hub_uuid
+from hub.settings import Settings
 from hub.store import records
+from hub.tenancy import Tenancy
 from tests.conftest import Hub, eventually
 from tests.fixtures_tenancy import (
     CLUBOS_ID,
@@ -291,3 +298,71 @@ async def test_the_error_uuid_is_in_the_log_line(hub: Hub, http: aiohttp.ClientS
     assert lines[0]["provider"] == "intouch"
     assert lines[0]["status"] == 403
     assert "latency_ms" in lines[0]
+
+
+StartIngress = Callable[..., AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture
+def ingress_alone(settings: Settings, tenancy: Tenancy) -> StartIngress:
+    """An ingress with changed settings and no router: nothing empties the inbox."""
+
+    @asynccontextmanager
+    async def start(**changes: object) -> AsyncIterator[str]:
+        service = IngressService(replace(settings, **changes), tenancy)  # type: ignore[arg-type]
+        await service.start()
+        try:
+            yield f"http://127.0.0.1:{service.port}{BASE}"
+        finally:
+            await service.stop()
+
+    return start
+
+
+def unavailable(status: int, answer: etree._Element) -> bool:
+    return status == 503 and error_of(answer)[0] == "UNAVAILABLE"
+
+
+async def test_past_max_waiting_a_save_is_answered_503_at_once(
+    ingress_alone: StartIngress, http: aiohttp.ClientSession
+) -> None:
+    """Two saves wait (lingering, as behind a slow broker); the third is refused at once."""
+    async with ingress_alone(ingress_max_waiting=2, ingress_linger=0.9) as url:
+
+        async def timed(n: int) -> tuple[int, etree._Element, float, str | None]:
+            started = time.monotonic()
+            async with http.post(f"{url}/user", data=user_xml(f"W-{n}"), headers=AUTH) as r:
+                answer = etree.fromstring(await r.read())
+                return r.status, answer, time.monotonic() - started, r.headers.get("Retry-After")
+
+        first = [asyncio.create_task(timed(n)) for n in range(2)]
+        await asyncio.sleep(0.2)  # both wait in the linger now
+        status, answer, took, retry_after = await timed(2)
+        assert unavailable(status, answer), etree.tostring(answer)
+        assert "saves wait" in error_of(answer)[1]
+        assert took < 0.5
+        assert retry_after is not None
+        assert 1 <= int(retry_after) <= 3  # within the publish timeout (3 s), spread
+        assert [s for s, *_ in await asyncio.gather(*first)] == [200, 200]
+
+
+async def test_a_full_inbox_is_answered_503_quickly(
+    ingress_alone: StartIngress, http: aiohttp.ClientSession
+) -> None:
+    """The inbox at its maximum length nacks (reject-publish): a 503 well within the timeout.
+
+    A quorum queue checks its length after taking a message, so it takes one more than
+    the bound (the one that crosses it) before it refuses."""
+    async with ingress_alone(queue_max_length=3, ingress_linger=0.0) as url:
+        for n in range(4):  # one message each (no linger)
+            status, _ = await post(http, f"{url}/user", user_xml(f"F-{n}"))
+            assert status == 200
+        started = time.monotonic()
+        async with http.post(f"{url}/user", data=user_xml("F-4"), headers=AUTH) as r:
+            status, answer = r.status, etree.fromstring(await r.read())
+            assert r.headers.get("Retry-After") == "1"
+        took = time.monotonic() - started
+        print(f"a full inbox: 503 in {took * 1000:.0f} ms (publish timeout 3 s)")
+        assert unavailable(status, answer), etree.tostring(answer)
+        assert "refused" in error_of(answer)[1]
+        assert took < 1.5

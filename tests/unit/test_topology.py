@@ -35,6 +35,23 @@ def test_partner_queues_and_delay_tiers() -> None:
     assert topology.tier_exchange(10).type == "fanout"
 
 
+def test_every_queue_has_a_maximum_length_that_refuses_publishes() -> None:
+    """A full queue nacks the publisher (reject-publish), never drops its oldest message;
+    dead letters get a bound ten times the work queues'."""
+    topology = Topology("ns", partners=("crm",), tiers=(10,), max_length=500)
+    work = [topology.inbox, topology.deliver("crm"), topology.tier(10)]
+    dead = [
+        topology.inbox_dead,
+        topology.dead_letters_of(topology.deliver("crm")),
+        topology.parked,
+    ]
+    assert {q.name for q in work + dead} == {q.name for q in topology.queues()}
+    for queue in work + dead:
+        arguments = queue.arguments()
+        assert arguments["x-overflow"] == "reject-publish", queue.name
+        assert arguments["x-max-length"] == (5000 if queue in dead else 500), queue.name
+
+
 def test_tier_for_an_attempt_and_a_retry_after() -> None:
     topology = Topology("ns", tiers=(10, 60, 600))
     assert [topology.tier_for(n) for n in (1, 2, 3, 4)] == [10, 60, 600, 600]
