@@ -70,3 +70,26 @@ async def database_errors() -> AsyncIterator[None]:
         yield
     except _UNREACHABLE as exc:
         raise DatabaseError(f"the database is unavailable: {exc!r}") from exc
+
+
+# How long a query waits for a free connection: a pool that stays exhausted (or a
+# database that does not answer) is "the database is away", not a wait without end.
+ACQUIRE_TIMEOUT = 10.0
+
+
+@asynccontextmanager
+async def connection_of(
+    pool: Pool,
+    timeout: float = ACQUIRE_TIMEOUT,  # noqa: ASYNC109 - asyncpg's own acquire timeout, mapped
+) -> AsyncIterator[Connection]:
+    """A connection of `pool` within `timeout` seconds, else DatabaseError; queries inside
+    are mapped as `database_errors()` maps them."""
+    async with database_errors():
+        try:
+            acquired = await pool.acquire(timeout=timeout)
+        except TimeoutError as exc:
+            raise DatabaseError(f"no database connection free within {timeout:g} s") from exc
+        try:
+            yield acquired
+        finally:
+            await pool.release(acquired)
