@@ -356,7 +356,7 @@ class MindbodyAdapter(Adapter):
         try:
             status, raw = await http.request(
                 self.session, method, url, what=what, headers=headers, body=data,
-                total=self._timeout, explain=explain,
+                total=self._timeout, explain=explain, budget=self.budget,
             )  # fmt: skip
         except TransientPartnerError as exc:
             if exc.status != 429 or exc.retry_after is not None:

@@ -1,4 +1,4 @@
-"""Per-partner circuit breaker and rate limit: a partner that is down does not burn retries.
+"""Per-partner circuit breaker: a partner that is down does not burn retries.
 
 `Breaker.admit()` is awaited before every delivery to the partner. Closed, it
 lets everything through. After `threshold` transient failures in a row it
@@ -7,9 +7,6 @@ so the consumer takes no more) until `cooldown` has passed; then one probe
 goes through (half-open): success closes the breaker, failure opens it again
 with twice the cooldown (up to `max_cooldown`). Other partners have their
 own breakers and are not affected.
-
-`RateLimiter` spaces the calls to one partner to at most `rate` per second;
-it is hooked into that partner's HTTP session, so lists and creates count.
 """
 
 from __future__ import annotations
@@ -18,9 +15,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from types import SimpleNamespace
 
-import aiohttp
 import structlog
 
 from hub.ops import metrics
@@ -132,34 +127,3 @@ class Breaker:
                 await changed.wait()
         except TimeoutError:
             pass
-
-
-class RateLimiter:
-    """At most `rate` calls per second, spaced evenly."""
-
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            if self._next > now:
-                await asyncio.sleep(self._next - now)
-                now = self._next
-            self._next = now + self._interval
-
-    def trace(self) -> aiohttp.TraceConfig:
-        """A trace config that makes a session wait for the limiter before each request."""
-
-        async def on_start(
-            session: aiohttp.ClientSession,
-            context: SimpleNamespace,
-            params: aiohttp.TraceRequestStartParams,
-        ) -> None:
-            await self.wait()
-
-        config = aiohttp.TraceConfig()
-        config.on_request_start.append(on_start)
-        return config

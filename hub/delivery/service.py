@@ -16,10 +16,10 @@ import aiohttp
 import structlog
 
 from adapters import registry
-from adapters.base import Adapter, AdapterError, Capability, PartnerConfig
+from adapters.base import Adapter, AdapterError, Budget, Capability, LocalBudget, PartnerConfig
 from hub.broker.connection import Nodes
 from hub.broker.consumer import Consumer, RetryBudget
-from hub.delivery.breaker import Breaker, RateLimiter, State
+from hub.delivery.breaker import Breaker, State
 from hub.delivery.keeper import Keeper
 from hub.delivery.mapping import Mapper
 from hub.delivery.worker import PartnerWorker
@@ -33,7 +33,12 @@ from hub.wiring import topology
 log = structlog.get_logger(__name__)
 
 
-def build_adapter(provider: Provider, tenancy: Tenancy, session: aiohttp.ClientSession) -> Adapter:
+def build_adapter(
+    provider: Provider,
+    tenancy: Tenancy,
+    session: aiohttp.ClientSession,
+    budget: Budget | None = None,
+) -> Adapter:
     """The provider's adapter, or ConfigError naming why it cannot be used."""
     assert provider.adapter is not None  # receivers() has only providers with one
     assert provider.url is not None  # the tenancy refuses an adapter without a url
@@ -43,6 +48,7 @@ def build_adapter(provider: Provider, tenancy: Tenancy, session: aiohttp.ClientS
         capabilities=frozenset(Capability(c) for c in provider.capabilities),
         settings=provider.settings,
         env=os.environ,
+        budget=budget,
     )
     try:
         adapter = registry.create(config, provider.adapter, session)
@@ -69,12 +75,9 @@ class DeliveryService:
         self._sessions: list[aiohttp.ClientSession] = []
         self._writes: set[asyncio.Task[None]] = set()
 
-    def _session_for(self, provider: Provider) -> aiohttp.ClientSession:
-        """One HTTP session per partner, paced by its rate limit if it has one."""
-        traces = []
-        if provider.rate_per_second is not None:
-            traces.append(RateLimiter(provider.rate_per_second).trace())
-        session = aiohttp.ClientSession(trace_configs=traces)
+    def _session(self) -> aiohttp.ClientSession:
+        """One HTTP session per partner (its rate is its budget's, not the session's)."""
+        session = aiohttp.ClientSession()
         self._sessions.append(session)
         return session
 
@@ -82,7 +85,10 @@ class DeliveryService:
         settings, tenancy = self._settings, self._tenancy
         receivers = {p.name: p for p in tenancy.receivers()}
         try:
-            adapters = [build_adapter(p, tenancy, self._session_for(p)) for p in receivers.values()]
+            adapters = [
+                build_adapter(p, tenancy, self._session(), LocalBudget(p.rate_per_second))
+                for p in receivers.values()
+            ]
         except ConfigError:
             await self._close_sessions()
             raise

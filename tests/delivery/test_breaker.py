@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from hub.delivery.breaker import Breaker, RateLimiter, State
+from adapters.base import LocalBudget
+from hub.delivery.breaker import Breaker, State
 from tests.delivery.conftest import Partner, StartHub, prospect_xml
 
 
@@ -52,11 +53,11 @@ async def test_breaker_opens_probes_and_closes() -> None:
     assert breaker.state is State.CLOSED
 
 
-async def test_rate_limit_spaces_calls() -> None:
-    limiter = RateLimiter(20)
+async def test_a_local_budget_spaces_calls() -> None:
+    budget = LocalBudget(20)
     started = time.monotonic()
     for _ in range(6):
-        await limiter.wait()
+        await budget.wait_turn()
     assert time.monotonic() - started >= 0.24  # 5 intervals of 50 ms
 
 
