@@ -130,7 +130,7 @@ class PartnerWorker:
         outcomes = await asyncio.gather(
             *(self._handle(job, incoming.attempt) for job in jobs), return_exceptions=True
         )
-        self._account(probe, outcomes)
+        await self._account(probe, outcomes)
         for outcome in outcomes:  # cancelled, or worse: not a job's failure
             if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                 raise outcome
@@ -147,7 +147,7 @@ class PartnerWorker:
                 ]
             )
 
-    def _account(self, probe: bool, outcomes: Sequence[bool | BaseException]) -> None:
+    async def _account(self, probe: bool, outcomes: Sequence[bool | BaseException]) -> None:
         """Tell the breaker how the partner did: its failures count, the database's and
         another worker's claims do not."""
         transient = [
@@ -155,12 +155,17 @@ class PartnerWorker:
             for o in outcomes
             if isinstance(o, TransientError) and not isinstance(o, DatabaseError | ClaimedElsewhere)
         ]
-        if transient:
-            self._breaker.failed(probe, str(transient[0]))
-        elif any(o is True for o in outcomes):
-            self._breaker.succeeded(probe)
-        else:
-            self._breaker.done(probe)
+        try:
+            if transient:
+                await self._breaker.failed(probe, str(transient[0]))
+            elif any(o is True for o in outcomes):
+                await self._breaker.succeeded(probe)
+            else:
+                await self._breaker.done(probe)
+        except DatabaseError as exc:
+            # The jobs are done and written (or failed): not worth doing again for this.
+            # A probe's claim on the circuit runs out by itself.
+            log.warning("circuit not updated", partner=self._partner, error=str(exc))
 
     async def _handle(self, job: DeliveryJob, attempt: int) -> bool:
         """Deliver the record's latest version; False if the partner had it already.

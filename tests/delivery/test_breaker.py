@@ -38,7 +38,7 @@ async def test_breaker_opens_probes_and_closes() -> None:
     breaker = Breaker("p", threshold=2, cooldown=0.2)
     for _ in range(2):
         assert await breaker.admit() is False
-        breaker.failed(False, "503")
+        await breaker.failed(False, "503")
     assert breaker.state is State.OPEN
     started = time.monotonic()
     probe = await breaker.admit()
@@ -48,7 +48,7 @@ async def test_breaker_opens_probes_and_closes() -> None:
     waiting = asyncio.create_task(breaker.admit())  # a second delivery waits for the probe
     await asyncio.sleep(0.05)
     assert not waiting.done()
-    breaker.succeeded(probe)
+    await breaker.succeeded(probe)
     assert await asyncio.wait_for(waiting, 1) is False
     assert breaker.state is State.CLOSED
 

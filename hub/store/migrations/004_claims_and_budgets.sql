@@ -4,3 +4,27 @@
 ALTER TABLE deliveries
     ADD COLUMN claimed_by    text,
     ADD COLUMN claimed_until timestamptz;
+
+-- A partner's circuit, shared by every delivery process: after `threshold` transient
+-- failures in a row (`failures`) it opens at `opened_at` for `cooldown_s`; then one
+-- process takes the probe (half-open) until `probe_until`.
+ALTER TABLE partner_health
+    ADD COLUMN failures    integer NOT NULL DEFAULT 0,
+    ADD COLUMN opened_at   timestamptz,
+    ADD COLUMN cooldown_s  double precision,
+    ADD COLUMN probe_until timestamptz;
+
+-- A partner's rate: the earliest moment the next call may start, for every process.
+CREATE TABLE partner_rates (
+    partner   text PRIMARY KEY,
+    next_call timestamptz NOT NULL
+);
+
+-- Calls made to a partner's site per UTC day (Mindbody's daily quota), by every process.
+CREATE TABLE partner_quotas (
+    partner text NOT NULL,
+    site    text NOT NULL,
+    day     date NOT NULL,
+    used    integer NOT NULL,
+    PRIMARY KEY (partner, site, day)
+);
