@@ -60,6 +60,9 @@ LEASE = 20.0
 # How long a job waits for a record that another worker has claimed: more than a lease,
 # so that the claim of a worker that died runs out while its redelivered job waits.
 CLAIM_WAIT = LEASE + 10.0
+# The pauses before writing a batch's outcomes again (the database away): 7.5 s in all,
+# well within the lease left after its last renewal (at least three quarters of it).
+WRITE_PAUSES = (0.5, 1.0, 2.0, 4.0)
 
 
 class ClaimedElsewhere(TransientError):
@@ -238,7 +241,7 @@ class PartnerWorker:
             async with self._renewing(claimed):
                 results = await self._call_partner(batch, claimed, loaded)
             done = [r[1] for r in results if isinstance(r, tuple) and r[1] is not None]
-            await deliveries.finish(self._pool, self._partner, self._token, done, claimed)
+            await self._write(done, claimed)
         except BaseException:
             await self._release(claimed)
             raise
@@ -263,6 +266,26 @@ class PartnerWorker:
                 )
             seen.add(job.uuid)
         return await asyncio.gather(*calls, return_exceptions=True)
+
+    async def _write(
+        self, done: Sequence[tuple[Attempt, str | None]], claimed: Collection[uuid.UUID]
+    ) -> None:
+        """Write the outcomes and release the claims, trying again for a few seconds if the
+        database is away: what the partner accepted must not be sent again for a blip.
+        Within the lease (renewed until just before), so the claims are still ours."""
+        for pause in WRITE_PAUSES:
+            try:
+                await deliveries.finish(self._pool, self._partner, self._token, done, claimed)
+                return
+            except DatabaseError as exc:
+                log.warning(
+                    "outcomes not written: trying again",
+                    partner=self._partner,
+                    pause_s=pause,
+                    error=str(exc),
+                )
+                await asyncio.sleep(pause)
+        await deliveries.finish(self._pool, self._partner, self._token, done, claimed)
 
     @staticmethod
     async def _elsewhere() -> tuple[Outcome, tuple[Attempt, str | None] | None]:

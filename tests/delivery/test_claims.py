@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
+
+import pytest
 
 from hub.store import deliveries
-from hub.store.pool import Pool
+from hub.store.pool import DatabaseError, Pool
 from tests.conftest import eventually
 from tests.delivery.conftest import DeliveryHub, Partner, StartHub, prospect_xml
 
@@ -140,3 +143,31 @@ async def test_a_rate_limit_wait_longer_than_the_timeout_is_no_timeout(
         return [r["outcome"] for r in rows] if len(rows) >= 3 else []
 
     assert await eventually(written) == ["delivered"] * 3
+
+
+async def test_a_write_that_fails_after_the_partner_answered_is_tried_again_not_the_partner(
+    start_hub: StartHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = await start_hub([Partner("crm", ["user.save"])])
+    finish = deliveries.finish
+    failures = [DatabaseError("the database is unavailable (for the test)")] * 2
+
+    async def failing_twice(*args: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await finish(*args)
+
+    monkeypatch.setattr(deliveries, "finish", failing_twice)
+    record = await hub.post("user", prospect_xml("R-1"))
+    await hub.fake("crm").wait_for_users(1)
+    await settled(hub)
+    assert not failures
+    await asyncio.sleep(1)  # a second send would come now
+    saves = [r for r in hub.fake("crm").requests if r.method == "PUT"]
+    assert len(saves) == 1
+    row = await hub.pool.fetchrow(
+        "SELECT partner_id, delivered_version FROM deliveries WHERE partner = 'crm' AND uuid = $1",
+        uuid.UUID(record),
+    )
+    assert row is not None
+    assert (row["partner_id"], row["delivered_version"]) == (hub.fake("crm").partner_ids[record], 1)
