@@ -46,7 +46,7 @@ from hub.delivery.mapping import Mapper
 from hub.errors import HubError, PermanentError, TransientError
 from hub.ops import metrics
 from hub.records import StoredRecord
-from hub.store import deliveries, records
+from hub.store import deliveries, mappings, records
 from hub.store.deliveries import Attempt
 from hub.store.pool import DatabaseError, Pool
 from hub.tenancy import Tenancy
@@ -156,7 +156,8 @@ class PartnerWorker:
         transient = [
             o
             for o in outcomes
-            if isinstance(o, TransientError) and not isinstance(o, DatabaseError | ClaimedElsewhere)
+            if isinstance(o, TransientError)
+            and not isinstance(o, DatabaseError | ClaimedElsewhere | mappings.ListBusy)
         ]
         try:
             if transient:

@@ -17,7 +17,7 @@ import pytest
 from hub.store import deliveries
 from hub.store.pool import DatabaseError, Pool
 from tests.conftest import eventually
-from tests.delivery.conftest import DeliveryHub, Partner, StartHub, prospect_xml
+from tests.delivery.conftest import DeliveryHub, Partner, StartHub, prospect_xml, staff_xml
 
 
 def backends(pool: Pool) -> list[int]:
@@ -37,6 +37,22 @@ async def settled(hub: DeliveryHub) -> None:
     await eventually(no_claims)
 
 
+async def held(hub: DeliveryHub) -> tuple[list[Any], list[Any]]:
+    """The hub's connections idle in a transaction, and the locks they hold."""
+    pids = backends(delivery_pool(hub)) + backends(hub.pool)
+    in_transaction = await hub.pool.fetch(
+        "SELECT pid, state, query FROM pg_stat_activity"
+        " WHERE pid = ANY($1::int[]) AND state LIKE 'idle in transaction%'",
+        pids,
+    )
+    locks = await hub.pool.fetch(
+        "SELECT pid, locktype, mode FROM pg_locks"
+        " WHERE pid = ANY($1::int[]) AND locktype IN ('advisory', 'tuple', 'transactionid')",
+        pids,
+    )
+    return in_transaction, locks
+
+
 def delivery_pool(hub: DeliveryHub) -> Pool:
     pool = hub._components[1]._pool  # the DeliveryService's own (private) pool
     assert pool is not None
@@ -52,19 +68,7 @@ async def test_a_slow_partner_holds_no_connection_transaction_or_lock(start_hub:
     await asyncio.sleep(1.5)  # the delivery is waiting for the partner's answer
     assert not fake.users
 
-    pids = backends(delivery_pool(hub)) + backends(hub.pool)
-    in_transaction = await hub.pool.fetch(
-        "SELECT pid, state, query FROM pg_stat_activity"
-        " WHERE pid = ANY($1::int[]) AND state LIKE 'idle in transaction%'",
-        pids,
-    )
-    assert in_transaction == []
-    locks = await hub.pool.fetch(
-        "SELECT pid, locktype, mode FROM pg_locks"
-        " WHERE pid = ANY($1::int[]) AND locktype IN ('advisory', 'tuple', 'transactionid')",
-        pids,
-    )
-    assert locks == []
+    assert await held(hub) == ([], [])
     # What keeps a second worker off the record meanwhile: the claim, a row.
     claim = await hub.pool.fetchrow(
         "SELECT claimed_by, claimed_until > now() AS running FROM deliveries"
@@ -84,6 +88,26 @@ async def test_a_slow_partner_holds_no_connection_transaction_or_lock(start_hub:
         return row is not None and row["claimed_by"] is None and row["delivered_version"] == 1
 
     await eventually(released)
+
+
+async def test_a_slow_list_refresh_holds_no_transaction_or_lock(start_hub: StartHub) -> None:
+    settings = '{ key_env = "HUB_TEST_PARTNER_TOKEN", timeout = 10 }'
+    partner = Partner("slow", ["user.save", "staff.list"], extras=["owner"], settings=settings)
+    hub = await start_hub([partner])
+    fake = hub.fake("slow")
+    staff_id = fake.add_staff("K-slow", "sam@example.com")
+    await hub.post("staff", staff_xml("S-1", "sam@example.com"))
+    fake.delay = 4.0
+    await hub.post("user", prospect_xml("R-1", owner="S-1"))
+    await asyncio.sleep(1.5)  # the staff list is being fetched
+    assert not [r for r in fake.requests if r.method == "GET"]
+
+    assert await held(hub) == ([], [])
+    assert await hub.pool.fetchval("SELECT count(*) FROM list_claims") == 1
+
+    await fake.wait_for_users(1, timeout=15)
+    assert next(iter(fake.users.values()))["ownerId"] == staff_id
+    assert await hub.pool.fetchval("SELECT count(*) FROM list_claims") == 0
 
 
 async def test_a_record_claimed_by_another_worker_waits_for_it(start_hub: StartHub) -> None:

@@ -5,6 +5,18 @@ ALTER TABLE deliveries
     ADD COLUMN claimed_by    text,
     ADD COLUMN claimed_until timestamptz;
 
+-- A partner's list being refreshed (or created in) by one worker, until `claimed_until`;
+-- the row goes when it is done. Never held across the partner's call as a lock.
+CREATE TABLE list_claims (
+    partner       text NOT NULL,
+    client_id     text NOT NULL,
+    club_id       text NOT NULL,
+    kind          text NOT NULL,
+    claimed_by    text NOT NULL,
+    claimed_until timestamptz NOT NULL,
+    PRIMARY KEY (partner, client_id, club_id, kind)
+);
+
 -- A partner's circuit, shared by every delivery process: after `threshold` transient
 -- failures in a row (`failures`) it opens at `opened_at` for `cooldown_s`; then one
 -- process takes the probe (half-open) until `probe_until`.
