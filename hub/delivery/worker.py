@@ -61,7 +61,7 @@ LEASE = 20.0
 # so that the claim of a worker that died runs out while its redelivered job waits.
 CLAIM_WAIT = LEASE + 10.0
 # The pauses before writing a batch's outcomes again (the database away): 7.5 s in all,
-# well within the lease left after its last renewal (at least three quarters of it).
+# less than the lease left after its last renewal (at least three quarters of it).
 WRITE_PAUSES = (0.5, 1.0, 2.0, 4.0)
 
 
@@ -273,7 +273,7 @@ class PartnerWorker:
     ) -> None:
         """Write the outcomes and release the claims, trying again for a few seconds if the
         database is away: what the partner accepted must not be sent again for a blip.
-        Within the lease (renewed until just before), so the claims are still ours."""
+        The pauses end well within the lease left since its last renewal."""
         for pause in WRITE_PAUSES:
             try:
                 await deliveries.finish(self._pool, self._partner, self._token, done, claimed)
@@ -300,14 +300,14 @@ class PartnerWorker:
             while True:
                 await asyncio.sleep(LEASE / 4)
                 try:
-                    kept = await deliveries.claim(
+                    kept = await deliveries.renew(
                         self._pool, self._partner, claimed, self._token, LEASE
                     )
                 except DatabaseError as exc:
                     log.warning("claims not renewed", partner=self._partner, error=str(exc))
                     continue
-                if len(kept) < len(claimed):
-                    log.warning("claims lost", partner=self._partner, lost=len(claimed) - len(kept))
+                if kept < len(claimed):
+                    log.warning("claims lost", partner=self._partner, lost=len(claimed) - kept)
 
         if not claimed:
             yield

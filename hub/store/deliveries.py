@@ -72,6 +72,23 @@ async def claim(
     return {row["uuid"] for row in rows}
 
 
+async def renew(
+    pool: Pool, partner: str, uuids: Collection[uuid.UUID], token: str, lease: float
+) -> int:
+    """Extend this worker's claims on these records by `lease` seconds from now; how many
+    it still held (a released claim is not taken again)."""
+    async with connection_of(pool) as connection:
+        rows = await connection.fetch(
+            "UPDATE deliveries SET claimed_until = now() + make_interval(secs => $4)"
+            " WHERE partner = $1 AND uuid = ANY($2::uuid[]) AND claimed_by = $3 RETURNING uuid",
+            partner,
+            sorted(set(uuids)),
+            token,
+            lease,
+        )
+    return len(rows)
+
+
 async def load(
     pool: Pool, partner: str, uuids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[StoredRecord, Standing]]:

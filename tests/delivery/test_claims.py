@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from hub.delivery import worker
 from hub.store import deliveries
 from hub.store.pool import DatabaseError, Pool
 from tests.conftest import eventually
@@ -195,3 +196,17 @@ async def test_a_write_that_fails_after_the_partner_answered_is_tried_again_not_
     )
     assert row is not None
     assert (row["partner_id"], row["delivered_version"]) == (hub.fake("crm").partner_ids[record], 1)
+
+
+async def test_a_claim_is_renewed_while_the_partner_is_called(
+    start_hub: StartHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "LEASE", 1.0)  # renewed every 0.25 s
+    settings = '{ key_env = "HUB_TEST_PARTNER_TOKEN", timeout = 10 }'
+    hub = await start_hub([Partner("slow", ["user.save"], settings=settings)])
+    hub.fake("slow").delay = 3.0
+    record = uuid.UUID(await hub.post("user", prospect_xml("R-1")))
+    await asyncio.sleep(2.0)  # twice the lease into the call
+    assert await deliveries.claim(hub.pool, "slow", [record], "another worker", 30) == set()
+    await hub.fake("slow").wait_for_users(1, timeout=10)
+    await settled(hub)
