@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from hub.delivery import worker
+from hub.settings import Settings
 from hub.store import deliveries
-from hub.store.pool import DatabaseError, Pool
+from hub.store.pool import DatabaseError, Pool, connection_of, create_pool
 from tests.conftest import eventually
 from tests.delivery.conftest import DeliveryHub, Partner, StartHub, prospect_xml, staff_xml
 
@@ -210,3 +211,16 @@ async def test_a_claim_is_renewed_while_the_partner_is_called(
     assert await deliveries.claim(hub.pool, "slow", [record], "another worker", 30) == set()
     await hub.fake("slow").wait_for_users(1, timeout=10)
     await settled(hub)
+
+
+async def test_a_pool_that_stays_exhausted_is_the_database_away(settings: Settings) -> None:
+    pool = await create_pool(settings.database_url, settings.namespace, max_size=1)
+    try:
+        async with connection_of(pool):
+            with pytest.raises(DatabaseError, match=r"no database connection free within 0\.2 s"):
+                async with connection_of(pool, timeout=0.2):
+                    pass
+        async with connection_of(pool, timeout=0.2) as connection:  # free again
+            assert await connection.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()
