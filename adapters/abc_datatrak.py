@@ -294,6 +294,7 @@ class AbcDataTrakAdapter(Adapter):
             body=body,
             total=self._timeout,
             explain=explain_error,
+            budget=self.budget,
         )
         answer = _Answer.parse(what, status, raw)
         answer.succeeded()

@@ -6,16 +6,26 @@ answers into data or into one of two errors: `TransientPartnerError` (try
 again later, maybe after `retry_after` seconds) or `PermanentPartnerError`
 (trying again cannot help). It must never touch RabbitMQ or PostgreSQL, and
 never retry on its own: retries are the delivery worker's.
+
+What an adapter may spend at its partner (calls per second, a daily call
+quota) is its `Budget`, given by the hub in `PartnerConfig.budget` and
+shared by every hub process (the hub keeps it in PostgreSQL); every call
+waits its turn *before* its own timeout starts (`adapters.http.request`).
+`LocalBudget` keeps one in memory: for an adapter used without the hub
+(its tests), never by the hub's delivery processes.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import datetime
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 
@@ -65,6 +75,58 @@ class PermanentPartnerError(PartnerError):
     """Will not work by trying again: any other 4xx, or an answer that makes no sense."""
 
 
+class Budget(Protocol):
+    """What calls the hub allows an adapter to make at its partner, all processes counted."""
+
+    async def wait_turn(self) -> None:
+        """Wait until the partner's rate lets one more call start."""
+        ...
+
+    async def take_call(self, site: str, day: datetime.date, allowed: int) -> bool:
+        """Count one call to `site` on `day` if fewer than `allowed` were made; False if not."""
+        ...
+
+    async def use_up(self, site: str, day: datetime.date, calls: int) -> None:
+        """The partner says `site` has no calls left on `day`: count it as `calls` made."""
+        ...
+
+    async def calls(self, site: str, day: datetime.date) -> int:
+        """The calls counted for `site` on `day`."""
+        ...
+
+
+class LocalBudget:
+    """A budget in this process's memory: `rate` calls per second at most, spaced evenly,
+    and per-site day counts. For adapters used without the hub (tests) only."""
+
+    def __init__(self, rate: float | None = None) -> None:
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._calls: dict[tuple[str, datetime.date], int] = {}
+
+    async def wait_turn(self) -> None:
+        if not self._interval:
+            return
+        now = time.monotonic()
+        turn = max(now, self._next)
+        self._next = turn + self._interval
+        if turn > now:
+            await asyncio.sleep(turn - now)
+
+    async def take_call(self, site: str, day: datetime.date, allowed: int) -> bool:
+        used = self._calls.get((site, day), 0)
+        if used >= allowed:
+            return False
+        self._calls[(site, day)] = used + 1
+        return True
+
+    async def use_up(self, site: str, day: datetime.date, calls: int) -> None:
+        self._calls[(site, day)] = max(calls, self._calls.get((site, day), 0))
+
+    async def calls(self, site: str, day: datetime.date) -> int:
+        return self._calls.get((site, day), 0)
+
+
 @dataclass(frozen=True, slots=True)
 class PartnerConfig:
     """One provider of the tenancy file, as its adapter sees it."""
@@ -75,6 +137,8 @@ class PartnerConfig:
     settings: Mapping[str, Any] = field(default_factory=dict)
     # Where `settings.key_env` and the like are looked up (the process environment).
     env: Mapping[str, str] = field(default_factory=dict)
+    # What the adapter may spend there, shared with every hub process; None: a LocalBudget.
+    budget: Budget | None = None
 
     def secret(self, key: str = "key_env") -> str:
         """The secret named by `settings[key]` (a variable, or VAR_FILE), or AdapterConfigError."""
@@ -188,6 +252,7 @@ class Adapter(abc.ABC):
             )
         self.config = config
         self.session = session
+        self.budget: Budget = config.budget if config.budget is not None else LocalBudget()
 
     def has(self, capability: Capability) -> bool:
         return capability in self.config.capabilities

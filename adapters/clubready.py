@@ -321,6 +321,7 @@ class ClubReadyAdapter(Adapter):
             body=data,
             total=self._timeout,
             explain=explain,
+            budget=self.budget,
         )
         answer = _Answer.parse(what, status, raw)
         answer.raise_if_refused()

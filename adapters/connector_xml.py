@@ -245,6 +245,7 @@ class ConnectorXmlAdapter(Adapter):
             body=body,
             total=self._timeout,
             explain=explain_error,
+            budget=self.budget,
         )
         answer = _Answer.parse(what, status, raw)
         return answer

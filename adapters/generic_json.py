@@ -162,6 +162,7 @@ class GenericJsonAdapter(Adapter):
             headers=headers,
             body=body,
             total=self._timeout,
+            budget=self.budget,
         )
         return http.JsonAnswer.parse(what, status, raw)
 

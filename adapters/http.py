@@ -6,9 +6,12 @@ anything else becomes the error the partner contract gives it:
     408, 425, 429, 5xx, refused, reset, timeout   TransientPartnerError (+ Retry-After)
     any other status (3xx, other 4xx)             PermanentPartnerError, the answer kept
 
-It must never retry, sleep or log on its own (retries are the delivery
-worker's), and never follow a redirect: a partner that moved is a
-configuration to fix, not something to chase with a bearer token.
+Given the adapter's `Budget`, it first waits the partner's turn (its rate
+limit), outside the request's timeout: a wait for the rate is not the
+partner being slow. It must never retry or log on its own (retries are the
+delivery worker's), never sleep but for that turn, and never follow a
+redirect: a partner that moved is a configuration to fix, not something to
+chase with a bearer token.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lxml import etree
 
 from adapters.base import (
     AdapterConfigError,
+    Budget,
     PartnerError,
     PermanentPartnerError,
     TransientPartnerError,
@@ -127,11 +131,15 @@ async def request(
     body: bytes | None = None,
     total: float = DEFAULT_TIMEOUT,
     explain: Explain | None = None,
+    budget: Budget | None = None,
 ) -> tuple[int, bytes]:
     """Send one request; (status, body) for a 2xx answer, else the classified PartnerError.
 
-    `total` (seconds) bounds everything, from connecting to reading the last byte.
+    `total` (seconds) bounds everything, from connecting to reading the last byte; the
+    wait for the `budget`'s turn comes before, and is not in it.
     """
+    if budget is not None:
+        await budget.wait_turn()
     try:
         async with session.request(
             method,

@@ -25,10 +25,11 @@ issues and lookups included) per site per UTC day and stops short of
 `settings.daily_quota` (default 1000, Mindbody's free daily calls), keeping
 `settings.quota_reserve` calls (default 1%, at least 1) unused: past that, a
 TransientPartnerError with `retry_after` = seconds until the next UTC day,
-and no call. The count is per process and in memory, so calls made elsewhere
-(another process, another app on the key) are not in it: a 429 from Mindbody
-is transient too, honouring Retry-After, else until the next UTC day (and
-then the site counts as used up for the day).
+and no call. The count is kept in the adapter's budget (`Budget.take_call`),
+which the hub shares between all its processes and keeps across restarts;
+calls made elsewhere (another app on the key) are not in it: a 429 from
+Mindbody is transient too, honouring Retry-After, else until the next UTC
+day (and then the site counts as used up for the day).
 
 What a Mindbody client takes, and what this adapter therefore does:
 
@@ -80,9 +81,11 @@ from adapters import http
 from adapters.base import (
     Adapter,
     AdapterConfigError,
+    Budget,
     Capability,
     ClubRef,
     LeadSource,
+    LocalBudget,
     OutboundUser,
     PartnerConfig,
     PermanentPartnerError,
@@ -191,30 +194,33 @@ def explain(body: bytes) -> str | None:
 
 @dataclass(slots=True)
 class DailyQuota:
-    """Calls per site per UTC day; `take` refuses once `limit - reserve` are made."""
+    """Calls per site per UTC day, counted in `budget`; `take` refuses once `limit - reserve`
+    are made."""
 
     limit: int
     reserve: int
+    budget: Budget = field(default_factory=LocalBudget)
     now: Callable[[], datetime.datetime] = utcnow
-    _used: dict[str, tuple[datetime.date, int]] = field(default_factory=dict)
 
-    def used(self, site: str) -> int:
-        day, count = self._used.get(site, (None, 0))
-        return count if day == self.now().date() else 0
+    def _day(self) -> datetime.date:
+        return self.now().astimezone(datetime.UTC).date()
 
-    def take(self, site: str, what: str) -> None:
+    async def used(self, site: str) -> int:
+        return await self.budget.calls(site, self._day())
+
+    async def take(self, site: str, what: str) -> None:
         """Count one call to `site`, or TransientPartnerError (until tomorrow) without it."""
-        now, used = self.now(), self.used(site)
-        if used >= self.limit - self.reserve:
+        now = self.now()
+        if not await self.budget.take_call(site, self._day(), self.limit - self.reserve):
+            used = await self.used(site)
             raise TransientPartnerError(
                 f"{what}: not sent, {used} of the site's {self.limit} calls today are made"
                 f" (keeping {self.reserve} in reserve)",
                 retry_after=until_tomorrow(now),
             )
-        self._used[site] = (now.date(), used + 1)
 
-    def use_up(self, site: str) -> None:
-        self._used[site] = (self.now().date(), self.limit)
+    async def use_up(self, site: str) -> None:
+        await self.budget.use_up(site, self._day(), self.limit)
 
 
 class MindbodyAdapter(Adapter):
@@ -241,7 +247,7 @@ class MindbodyAdapter(Adapter):
                 f" settings.daily_quota ({limit})"
             )
         self._sales_rep = _whole(config, "sales_rep_number", 1, 1, 6)
-        self.quota = DailyQuota(limit, reserve)
+        self.quota = DailyQuota(limit, reserve, self.budget)
         self._tokens: dict[str, str] = {}  # site -> staff user token
         self._issuing = asyncio.Lock()
 
@@ -344,7 +350,7 @@ class MindbodyAdapter(Adapter):
         what = f"{self.config.name}: {method} {path.partition('?')[0]}"  # no emails in logs
         if not site.strip():
             raise PermanentPartnerError(f"{what}: the club has no Mindbody site ID")
-        self.quota.take(site, what)
+        await self.quota.take(site, what)
         headers = {"API-Key": self._api_key, "SiteId": site, "Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -356,13 +362,13 @@ class MindbodyAdapter(Adapter):
         try:
             status, raw = await http.request(
                 self.session, method, url, what=what, headers=headers, body=data,
-                total=self._timeout, explain=explain,
+                total=self._timeout, explain=explain, budget=self.budget,
             )  # fmt: skip
         except TransientPartnerError as exc:
             if exc.status != 429 or exc.retry_after is not None:
                 raise
             # The day's quota, used up elsewhere: nothing gets through before tomorrow.
-            self.quota.use_up(site)
+            await self.quota.use_up(site)
             raise TransientPartnerError(
                 f"{exc.message} (the day's call quota; retried after midnight UTC)",
                 status=429,

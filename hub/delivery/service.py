@@ -1,42 +1,52 @@
 """The delivery component of `hub run` / `hub deliver`: workers and the keeper.
 
 At start it builds every receiving provider's adapter (refusing settings the
-adapter cannot use, and subscriptions it cannot take), then consumes each
-partner's queue with that partner's concurrency as prefetch, and every
-dead-letter queue into PostgreSQL. On stop, every consumer drains.
+adapter cannot use, and subscriptions it cannot take), each with its budget
+and its circuit in PostgreSQL (shared with every other delivery process),
+then consumes each partner's queue with that partner's concurrency as
+prefetch, and every dead-letter queue into PostgreSQL. On stop, every
+consumer drains.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 
 import aiohttp
 import structlog
 
 from adapters import registry
-from adapters.base import Adapter, AdapterError, Capability, PartnerConfig
+from adapters.base import Adapter, AdapterError, Budget, Capability, PartnerConfig
 from hub.broker.connection import Nodes
 from hub.broker.consumer import Consumer, RetryBudget
-from hub.delivery.breaker import Breaker, RateLimiter, State
+from hub.delivery.breaker import Breaker
+from hub.delivery.budget import SharedBudget, SharedCircuit
 from hub.delivery.keeper import Keeper
 from hub.delivery.mapping import Mapper
 from hub.delivery.worker import PartnerWorker
 from hub.errors import ConfigError
 from hub.settings import Settings
-from hub.store import ops
 from hub.store.health import DatabaseGate
 from hub.store.migrate import check_schema
-from hub.store.pool import DatabaseError, Pool, create_pool
+from hub.store.pool import Pool, create_pool
 from hub.tenancy import Provider, Tenancy
 from hub.wiring import topology
 
 log = structlog.get_logger(__name__)
 
 
-def build_adapter(provider: Provider, tenancy: Tenancy, session: aiohttp.ClientSession) -> Adapter:
-    """The provider's adapter, or ConfigError naming why it cannot be used."""
+def build_adapter(
+    provider: Provider,
+    tenancy: Tenancy,
+    session: aiohttp.ClientSession,
+    budget: Budget | None = None,
+) -> Adapter:
+    """The provider's adapter, or ConfigError naming why it cannot be used.
+
+    Without a `budget` the adapter counts its calls in its own memory (`hub partner
+    check`, which makes a handful); the delivery processes give the shared one.
+    """
     assert provider.adapter is not None  # receivers() has only providers with one
     assert provider.url is not None  # the tenancy refuses an adapter without a url
     config = PartnerConfig(
@@ -45,6 +55,7 @@ def build_adapter(provider: Provider, tenancy: Tenancy, session: aiohttp.ClientS
         capabilities=frozenset(Capability(c) for c in provider.capabilities),
         settings=provider.settings,
         env=os.environ,
+        budget=budget,
     )
     try:
         adapter = registry.create(config, provider.adapter, session)
@@ -70,41 +81,36 @@ class DeliveryService:
         self._pool: Pool | None = None
         self._gate: DatabaseGate | None = None
         self._sessions: list[aiohttp.ClientSession] = []
-        self._writes: set[asyncio.Task[None]] = set()
-
-    def _session_for(self, provider: Provider) -> aiohttp.ClientSession:
-        """One HTTP session per partner, paced by its rate limit if it has one."""
-        traces = []
-        if provider.rate_per_second is not None:
-            traces.append(RateLimiter(provider.rate_per_second).trace())
-        session = aiohttp.ClientSession(trace_configs=traces)
-        self._sessions.append(session)
-        return session
 
     async def start(self) -> None:
         settings, tenancy = self._settings, self._tenancy
         receivers = {p.name: p for p in tenancy.receivers()}
-        try:
-            adapters = [build_adapter(p, tenancy, self._session_for(p)) for p in receivers.values()]
-        except ConfigError:
-            await self._close_sessions()
-            raise
-        self._pool = await create_pool(
+        self._pool = pool = await create_pool(
             settings.database_url,
             settings.namespace,
             min_size=0,  # a database away at start is waited out like one that goes later
             max_size=max(10, sum(p.concurrency for p in receivers.values()) + 4),
         )
-        self._gate = gate = DatabaseGate(self._pool, settings.namespace)
+        self._gate = gate = DatabaseGate(pool, settings.namespace)
         try:
-            await check_schema(self._pool, settings.namespace, gate)
+            await check_schema(pool, settings.namespace, gate)
+            adapters = [
+                build_adapter(
+                    p,
+                    tenancy,
+                    self._session(),
+                    SharedBudget(pool, p.name, p.rate_per_second),
+                )
+                for p in receivers.values()
+            ]
         except ConfigError:
             await self._close_sessions()
-            await self._pool.close()
+            await pool.close()
+            self._pool = None
             raise
         nodes = Nodes(settings.amqp_urls)
         shape = topology(settings, tenancy)
-        mapper = Mapper(self._pool, settings.mapping_ttl)
+        mapper = Mapper(pool, settings.mapping_ttl)
         consumers: list[Consumer] = []
         for adapter in adapters:
             provider = receivers[adapter.config.name]
@@ -112,10 +118,10 @@ class DeliveryService:
                 provider.name,
                 threshold=settings.breaker_threshold,
                 cooldown=settings.breaker_cooldown,
-                on_change=self._health_writer(provider.name),
+                store=SharedCircuit(pool, provider.name),
             )
             worker = PartnerWorker(
-                adapter, tenancy, self._pool, mapper, breaker, concurrency=provider.concurrency
+                adapter, tenancy, pool, mapper, breaker, concurrency=provider.concurrency
             )
             consumers.append(
                 Consumer(
@@ -135,7 +141,7 @@ class DeliveryService:
             (shape.dead_letters_of(shape.deliver(p)), p) for p in receivers
         ]
         for queue, partner in dead_queues:
-            keeper = Keeper(self._pool, queue.name, partner)
+            keeper = Keeper(pool, queue.name, partner)
             consumers.append(
                 Consumer(
                     nodes, shape, queue, keeper.handle, prefetch=16, name="hub-keeper", gate=gate
@@ -146,23 +152,11 @@ class DeliveryService:
         ]
         log.info("delivering", partners=sorted(receivers))
 
-    def _health_writer(self, partner: str) -> Callable[[State, str | None], None]:
-        """Keep a partner's circuit state in PostgreSQL, for operators (best effort)."""
-
-        def changed(state: State, error: str | None) -> None:
-            if self._pool is not None:
-                task = asyncio.create_task(self._write_health(partner, state, error))
-                self._writes.add(task)
-                task.add_done_callback(self._writes.discard)
-
-        return changed
-
-    async def _write_health(self, partner: str, state: State, error: str | None) -> None:
-        assert self._pool is not None
-        try:
-            await ops.set_health(self._pool, partner, state.value, error)
-        except DatabaseError as exc:
-            log.warning("circuit state not saved", partner=partner, error=str(exc))
+    def _session(self) -> aiohttp.ClientSession:
+        """One HTTP session per partner (its rate is its budget's, not the session's)."""
+        session = aiohttp.ClientSession()
+        self._sessions.append(session)
+        return session
 
     async def _close_sessions(self) -> None:
         for session in self._sessions:
@@ -172,7 +166,6 @@ class DeliveryService:
     async def stop(self) -> None:
         self._stopping.set()
         await asyncio.gather(*self._tasks)
-        await asyncio.gather(*self._writes, return_exceptions=True)
         if self._gate is not None:
             await self._gate.stop()
         await self._close_sessions()

@@ -1,20 +1,32 @@
 """One partner's deliveries: latest version, that partner's IDs, mappings, the adapter.
 
-For each job: under the record's lock for this partner, read the latest
-stored version and where the partner stands; skip what it has already;
-resolve the owner and lead source (only what the subscription includes);
-save through the adapter; remember the partner's ID and version. Every
-attempt is logged (line and row) with the partner's answer. Partner errors
-become TransientError (retry, honouring Retry-After) or PermanentError
-(dead letter); the consumer decides what that means for the message.
+For each batch of jobs: claim the records at this partner (a short
+statement: a claim with a lease, renewed while the partner is called), read
+the latest stored versions and where the partner stands; skip what it has
+already; resolve the owner and lead source (only what the subscription
+includes); save through the adapter, with no transaction or connection held;
+then write the attempts, the partner's IDs and versions, and release the
+claims (one short transaction). A record claimed by another worker is tried
+again here, with backoff, until that claim is released or runs out (up to
+`CLAIM_WAIT` seconds), then it is a TransientError (`ClaimedElsewhere`): its
+message stays unacked meanwhile, and it is never delivered twice at once.
+Every attempt is logged (line and row) with the partner's answer. Partner
+errors become TransientError (retry, honouring Retry-After) or
+PermanentError (dead letter); the consumer decides what that means for the
+message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Collection, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -33,8 +45,9 @@ from hub.delivery.job import DeliveryJob
 from hub.delivery.mapping import Mapper
 from hub.errors import HubError, PermanentError, TransientError
 from hub.ops import metrics
+from hub.pacing import Repeats, backoff
 from hub.records import StoredRecord
-from hub.store import deliveries, records
+from hub.store import deliveries, mappings, records
 from hub.store.deliveries import Attempt
 from hub.store.pool import DatabaseError, Pool
 from hub.tenancy import Tenancy
@@ -42,7 +55,33 @@ from hub.tenancy import Tenancy
 log = structlog.get_logger(__name__)
 
 
-_Waiting = tuple[DeliveryJob, int, "asyncio.Future[bool]"]
+# A claim lasts this long unless renewed (every quarter of it, while the partner is
+# called): a worker that dies holds its records at the partner for at most this long.
+LEASE = 20.0
+# How long a job waits for a record that another worker has claimed: more than a lease,
+# so that the claim of a worker that died runs out while its redelivered job waits.
+CLAIM_WAIT = LEASE + 10.0
+
+
+class ClaimedElsewhere(TransientError):
+    """Another worker delivers this record to this partner, and did not finish in time."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    job: DeliveryJob
+    attempt: int
+    future: asyncio.Future[bool]
+    give_up: float  # monotonic: when a record claimed elsewhere is no longer waited for
+    tries: int = 0
+
+
+class _Elsewhere:
+    """The outcome of a job whose record another worker has claimed: try again soon."""
+
+
+ELSEWHERE = _Elsewhere()
+Outcome = bool | BaseException | _Elsewhere
 
 
 def _settle(waiting: asyncio.Future[bool], outcome: bool | BaseException) -> None:
@@ -79,6 +118,9 @@ class PartnerWorker:
         self._waiting: list[_Waiting] = []
         self._flushes: set[asyncio.Task[None]] = set()
         self._one_batch_at_a_time = asyncio.Lock()
+        # Who claims: unique to this worker, readable by an operator.
+        self._token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._repeats = Repeats(30.0)
 
     async def handle(self, incoming: Incoming) -> None:
         jobs = job_message.decode(incoming.body)
@@ -90,7 +132,7 @@ class PartnerWorker:
         outcomes = await asyncio.gather(
             *(self._handle(job, incoming.attempt) for job in jobs), return_exceptions=True
         )
-        self._account(probe, outcomes)
+        await self._account(probe, outcomes)
         for outcome in outcomes:  # cancelled, or worse: not a job's failure
             if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                 raise outcome
@@ -107,71 +149,197 @@ class PartnerWorker:
                 ]
             )
 
-    def _account(self, probe: bool, outcomes: Sequence[bool | BaseException]) -> None:
-        """Tell the breaker how the partner did: its failures count, the database's do not."""
+    async def _account(self, probe: bool, outcomes: Sequence[bool | BaseException]) -> None:
+        """Tell the breaker how the partner did: its failures count, the database's and
+        another worker's claims do not."""
         transient = [
             o
             for o in outcomes
-            if isinstance(o, TransientError) and not isinstance(o, DatabaseError)
+            if isinstance(o, TransientError)
+            and not isinstance(o, DatabaseError | ClaimedElsewhere | mappings.ListBusy)
         ]
-        if transient:
-            self._breaker.failed(probe, str(transient[0]))
-        elif any(o is True for o in outcomes):
-            self._breaker.succeeded(probe)
-        else:
-            self._breaker.done(probe)
+        try:
+            if transient:
+                await self._breaker.failed(probe, str(transient[0]))
+            elif any(o is True for o in outcomes):
+                await self._breaker.succeeded(probe)
+            else:
+                await self._breaker.done(probe)
+        except DatabaseError as exc:
+            # The jobs are done and written (or failed): not worth doing again for this.
+            # A probe's claim on the circuit runs out by itself.
+            log.warning("circuit not updated", partner=self._partner, error=str(exc))
 
     async def _handle(self, job: DeliveryJob, attempt: int) -> bool:
         """Deliver the record's latest version; False if the partner had it already.
 
         Jobs that arrive while a batch is being delivered are delivered together:
-        one transaction (locks, one read, one write) and one commit for all.
+        one claim, one read and one write for all.
         """
-        waiting: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((job, attempt, waiting))
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Waiting(job, attempt, future, time.monotonic() + CLAIM_WAIT))
+        return await future
+
+    def _enqueue(self, waiting: _Waiting) -> None:
+        self._waiting.append(waiting)
         if len(self._waiting) == 1:
-            self._flushes.add(flush := asyncio.create_task(self._flush()))
-            flush.add_done_callback(self._flushes.discard)
-        return await waiting
+            self._start(self._flush())
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        self._flushes.add(task := asyncio.create_task(work))
+        task.add_done_callback(self._flushes.discard)
 
     async def _flush(self) -> None:
         async with self._one_batch_at_a_time:
             batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
             if self._waiting:  # more than a batch: the next flush takes the rest
-                self._flushes.add(more := asyncio.create_task(self._flush()))
-                more.add_done_callback(self._flushes.discard)
+                self._start(self._flush())
+            batch = [w for w in batch if not w.future.done()]  # not cancelled meanwhile
             if not batch:
                 return
             try:
-                outcomes: list[bool | BaseException] = await self._deliver_batch(batch)
+                outcomes: list[Outcome] = await self._deliver_batch(batch)
             except Exception as exc:
                 outcomes = [exc] * len(batch)
             except BaseException:  # cancelled: the jobs stay unacked and come back
-                for _, _, waiting in batch:
-                    waiting.cancel()
+                for waiting in batch:
+                    waiting.future.cancel()
                 raise
-            for (_, _, waiting), outcome in zip(batch, outcomes, strict=True):
-                _settle(waiting, outcome)
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, _Elsewhere):
+                    self._again_later(waiting)
+                else:
+                    _settle(waiting.future, outcome)
 
-    async def _deliver_batch(self, batch: list[_Waiting]) -> list[bool | BaseException]:
-        uuids = sorted({job.uuid for job, _, _ in batch})
-        async with deliveries.delivering_many(self._pool, self._partner, uuids) as tx:
-            loaded = await tx.load(uuids)
-            seen: set[uuid.UUID] = set()
-            firsts = []
-            for job, _, _ in batch:
-                firsts.append(job.uuid not in seen)
-                seen.add(job.uuid)
-            results = await asyncio.gather(
-                *(
-                    self._one(job, attempt, loaded.get(job.uuid), first)
-                    for (job, attempt, _), first in zip(batch, firsts, strict=True)
+    def _again_later(self, waiting: _Waiting) -> None:
+        """A record claimed by another worker: try again after a backoff, up to give_up."""
+        now = time.monotonic()
+        if now >= waiting.give_up:
+            _settle(
+                waiting.future,
+                ClaimedElsewhere(
+                    f"record {waiting.job.uuid} is being delivered to {self._partner}"
+                    f" by another worker for over {CLAIM_WAIT:g} s"
                 ),
-                return_exceptions=True,
             )
-            await tx.finish([r[1] for r in results if isinstance(r, tuple) and r[1] is not None])
-        # Raised after the commit, so that failed attempts are kept.
+            return
+        delay = min(0.05 * 2**waiting.tries, 2.0, waiting.give_up - now)
+        waiting.tries += 1
+        self._start(self._requeue(waiting, delay))
+
+    async def _requeue(self, waiting: _Waiting, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not waiting.future.done():  # its handler was not cancelled meanwhile
+            self._enqueue(waiting)
+
+    async def _deliver_batch(self, batch: list[_Waiting]) -> list[Outcome]:
+        """Claim, read, call the partner with nothing held, write and release."""
+        uuids = {w.job.uuid for w in batch}
+        claimed = await deliveries.claim(self._pool, self._partner, uuids, self._token, LEASE)
+        try:
+            loaded = await deliveries.load(self._pool, self._partner, uuids)
+            async with self._renewing(claimed):
+                results = await self._call_partner(batch, claimed, loaded)
+            done = [r[1] for r in results if isinstance(r, tuple) and r[1] is not None]
+            await self._write(done, claimed)
+        except BaseException:
+            await self._release(claimed)
+            raise
+        # Raised after the write, so that failed attempts are kept.
         return [r[0] if isinstance(r, tuple) else r for r in results]
+
+    async def _call_partner(
+        self,
+        batch: list[_Waiting],
+        claimed: Collection[uuid.UUID],
+        loaded: dict[uuid.UUID, tuple[StoredRecord, deliveries.Standing]],
+    ) -> list[tuple[Outcome, tuple[Attempt, str | None] | None] | BaseException]:
+        seen: set[uuid.UUID] = set()
+        calls = []
+        for waiting in batch:
+            job = waiting.job
+            if job.uuid in loaded and job.uuid not in claimed:
+                calls.append(self._elsewhere())
+            else:
+                calls.append(
+                    self._one(job, waiting.attempt, loaded.get(job.uuid), job.uuid not in seen)
+                )
+            seen.add(job.uuid)
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    async def _write(
+        self, done: Sequence[tuple[Attempt, str | None]], claimed: Collection[uuid.UUID]
+    ) -> None:
+        """Write the outcomes and release the claims, waiting out a database away.
+
+        What the partner accepted must not be sent again because the database was away
+        when the hub came to write it down (at a partner without an idempotency key that
+        is a second person): the write is tried again, with backoff and jitter, until the
+        database takes it. The job's message stays unacked meanwhile; nobody else can
+        claim the records while the database is away, and the first write after it is
+        back is this one. A stop cancels the wait (the job is then sent again).
+        """
+        tries = 0
+        while True:
+            try:
+                await deliveries.finish(self._pool, self._partner, self._token, done, claimed)
+                return
+            except DatabaseError as exc:
+                if not done:
+                    raise  # nothing was sent: the job waits at the gate and runs again
+                tries += 1
+                pause = backoff(tries, 0.5, 5.0)
+                self._repeats.log(
+                    log.warning,
+                    "write",
+                    "outcomes not written: trying again",
+                    partner=self._partner,
+                    tries=tries,
+                    pause_s=round(pause, 2),
+                    error=str(exc),
+                )
+                await asyncio.sleep(pause)
+
+    @staticmethod
+    async def _elsewhere() -> tuple[Outcome, tuple[Attempt, str | None] | None]:
+        return ELSEWHERE, None
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, claimed: Collection[uuid.UUID]) -> AsyncIterator[None]:
+        """Renew the claims every quarter lease while the partner is called."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(LEASE / 4)
+                try:
+                    kept = await deliveries.renew(
+                        self._pool, self._partner, claimed, self._token, LEASE
+                    )
+                except DatabaseError as exc:
+                    log.warning("claims not renewed", partner=self._partner, error=str(exc))
+                    continue
+                if kept < len(claimed):
+                    log.warning("claims lost", partner=self._partner, lost=len(claimed) - kept)
+
+        if not claimed:
+            yield
+            return
+        renewing = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _release(self, claimed: Collection[uuid.UUID]) -> None:
+        """Give the claims back (best effort: otherwise their lease runs out)."""
+        if not claimed:
+            return
+        try:
+            await deliveries.release(self._pool, self._partner, self._token, claimed)
+        except DatabaseError as exc:
+            log.warning("claims not released", partner=self._partner, error=str(exc))
 
     async def _one(
         self,
@@ -179,8 +347,8 @@ class PartnerWorker:
         attempt: int,
         loaded: tuple[StoredRecord, deliveries.Standing] | None,
         first: bool,
-    ) -> tuple[bool | BaseException, tuple[Attempt, str | None] | None]:
-        """One job of a batch: its outcome, and its attempt to write (if one was made)."""
+    ) -> tuple[Outcome, tuple[Attempt, str | None] | None]:
+        """One claimed job of a batch: its outcome, and its attempt to write (if one was made)."""
         if loaded is None:
             raise PermanentError(f"record {job.uuid} is not in the store")
         record, standing = loaded

@@ -2,17 +2,38 @@
 
 A cached list is `{normalised key: partner id}` per partner, club and kind,
 with the time it was fetched. `refreshing()` lets one worker at a time
-refresh one list (a transaction advisory lock).
+refresh one list, or create in it: a claim of the list (`list_claims`, a
+lease renewed while it is held), taken and released by short statements, so
+that nothing is held in PostgreSQL while the partner is called.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from hub.store.pool import Pool, database_errors
+import structlog
+
+from hub.errors import TransientError
+from hub.store.pool import Pool, connection_of, database_errors
+
+log = structlog.get_logger(__name__)
+
+# A list's claim lasts this long unless renewed (every third of it, while held).
+LEASE = 30.0
+# How long a worker waits for a list another worker refreshes: past a lease, so that
+# the claim of a worker that died runs out meanwhile.
+WAIT = LEASE + 15.0
+
+
+class ListBusy(TransientError):
+    """Another worker has refreshed (or created in) this list for longer than `WAIT`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +87,60 @@ async def store(
 async def refreshing(
     pool: Pool, partner: str, client_id: str, club_id: str, kind: str
 ) -> AsyncIterator[None]:
-    key = f"list:{partner}:{client_id}:{club_id}:{kind}"
-    # A transaction lock: released by the commit, or by the connection if the task dies.
-    async with database_errors(), pool.acquire() as connection, connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+    """Hold the list's claim for the block: waits (with backoff, up to `WAIT`) while
+    another worker holds it, then ListBusy."""
+    where = (partner, client_id, club_id, kind)
+    token = uuid.uuid4().hex
+    give_up, pause = time.monotonic() + WAIT, 0.05
+    while not await _claim(pool, where, token):
+        if time.monotonic() > give_up:
+            raise ListBusy(f"the {kind} list of {partner} club {club_id} is held by another worker")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
+    renewing = asyncio.create_task(_renew(pool, where, token))
+    try:
         yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+        try:
+            async with connection_of(pool) as connection:
+                await connection.execute(
+                    "DELETE FROM list_claims WHERE partner = $1 AND client_id = $2"
+                    " AND club_id = $3 AND kind = $4 AND claimed_by = $5",
+                    *where,
+                    token,
+                )
+        except TransientError as exc:  # its lease runs out instead
+            log.warning("list claim not released", partner=partner, error=str(exc))
+
+
+async def _claim(pool: Pool, where: tuple[str, str, str, str], token: str) -> bool:
+    async with connection_of(pool) as connection:
+        return bool(
+            await connection.fetchval(
+                "INSERT INTO list_claims AS c (partner, client_id, club_id, kind, claimed_by,"
+                " claimed_until) VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))"
+                " ON CONFLICT (partner, client_id, club_id, kind) DO UPDATE SET"
+                " claimed_by = EXCLUDED.claimed_by, claimed_until = EXCLUDED.claimed_until"
+                " WHERE c.claimed_by = EXCLUDED.claimed_by OR c.claimed_until < now()"
+                " RETURNING true",
+                *where,
+                token,
+                LEASE,
+            )
+        )
+
+
+async def _renew(pool: Pool, where: tuple[str, str, str, str], token: str) -> None:
+    while True:
+        await asyncio.sleep(LEASE / 3)
+        try:
+            if not await _claim(pool, where, token):
+                log.warning("list claim lost", partner=where[0], kind=where[3])
+        except TransientError as exc:
+            log.warning("list claim not renewed", partner=where[0], error=str(exc))
 
 
 async def gap(pool: Pool, partner: str, client_id: str, club_id: str, kind: str, key: str) -> None:

@@ -120,3 +120,21 @@ async def database_errors() -> AsyncIterator[None]:
         raise DatabaseAway(f"the database is unavailable: {exc!r}") from exc
     except _CONFLICT as exc:
         raise DatabaseError(f"the database refused a conflicting update: {exc!r}") from exc
+
+
+@asynccontextmanager
+async def connection_of(
+    pool: Pool,
+    timeout: float = ACQUIRE_TIMEOUT,  # noqa: ASYNC109 - asyncpg's own acquire timeout, mapped
+) -> AsyncIterator[Connection]:
+    """A connection of `pool` within `timeout` seconds, else DatabaseAway; queries inside
+    are mapped as `database_errors()` maps them."""
+    async with database_errors():
+        try:
+            acquired = await pool.acquire(timeout=timeout)
+        except TimeoutError as exc:
+            raise DatabaseAway(f"no database connection free within {timeout:g} s") from exc
+        try:
+            yield acquired
+        finally:
+            await pool.release(acquired)

@@ -391,7 +391,7 @@ async def test_the_adapter_stops_before_the_sites_quota(fake: FakeMindbody, buil
     )
     now = datetime.datetime.now(datetime.UTC)
     assert caught.value.retry_after == pytest.approx(until_tomorrow(now), abs=5)
-    assert fake.calls_today(SITE) == adapter.quota.used(SITE) == 9
+    assert fake.calls_today(SITE) == await adapter.quota.used(SITE) == 9
     assert 429 not in [r.status for r in fake.requests]
     with pytest.raises(TransientPartnerError):
         await adapter.list_staff(CLUB)
@@ -411,7 +411,7 @@ async def test_the_quota_is_counted_per_utc_day(fake: FakeMindbody, build: Any) 
     assert caught.value.retry_after == 30.0
     clock.moment += datetime.timedelta(seconds=30)
     await adapter.list_staff(CLUB)
-    assert adapter.quota.used(SITE) == 1
+    assert await adapter.quota.used(SITE) == 1
     assert fake.calls_today(SITE) == 1
 
 

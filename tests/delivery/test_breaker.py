@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from hub.delivery.breaker import Breaker, RateLimiter, State
+from adapters.base import LocalBudget
+from hub.delivery.breaker import Breaker, State
 from tests.delivery.conftest import Partner, StartHub, prospect_xml
 
 
@@ -37,7 +38,7 @@ async def test_breaker_opens_probes_and_closes() -> None:
     breaker = Breaker("p", threshold=2, cooldown=0.2)
     for _ in range(2):
         assert await breaker.admit() is False
-        breaker.failed(False, "503")
+        await breaker.failed(False, "503")
     assert breaker.state is State.OPEN
     started = time.monotonic()
     probe = await breaker.admit()
@@ -47,16 +48,16 @@ async def test_breaker_opens_probes_and_closes() -> None:
     waiting = asyncio.create_task(breaker.admit())  # a second delivery waits for the probe
     await asyncio.sleep(0.05)
     assert not waiting.done()
-    breaker.succeeded(probe)
+    await breaker.succeeded(probe)
     assert await asyncio.wait_for(waiting, 1) is False
     assert breaker.state is State.CLOSED
 
 
-async def test_rate_limit_spaces_calls() -> None:
-    limiter = RateLimiter(20)
+async def test_a_local_budget_spaces_calls() -> None:
+    budget = LocalBudget(20)
     started = time.monotonic()
     for _ in range(6):
-        await limiter.wait()
+        await budget.wait_turn()
     assert time.monotonic() - started >= 0.24  # 5 intervals of 50 ms
 
 

@@ -163,10 +163,10 @@ async def test_the_circuit_gauge_follows_the_breaker() -> None:
     def state() -> float | None:
         return metrics.REGISTRY.get_sample_value("hub_circuit_state", {"partner": "gauge-partner"})
 
-    breaker.failed(False, "503")
+    await breaker.failed(False, "503")
     assert state() == 2
     await asyncio.sleep(0.02)
     assert await breaker.admit() is True  # the probe
     assert state() == 1
-    breaker.succeeded(True)
+    await breaker.succeeded(True)
     assert state() == 0
