@@ -43,7 +43,7 @@ class Ops:
 
     @classmethod
     async def open(cls, settings: Settings, tenancy: Tenancy) -> Ops:
-        pool = await create_pool(settings.database_url, settings.namespace, max_size=4)
+        pool = await create_pool(settings.database_url, settings.namespace, min_size=0, max_size=4)
         return cls(settings, tenancy, pool)
 
     @property

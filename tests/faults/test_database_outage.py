@@ -191,3 +191,45 @@ async def _dead_messages(shape) -> dict[str, int]:  # type: ignore[no-untyped-de
                 if declared.declaration_result.message_count:
                     found[queue.name] = declared.declaration_result.message_count
         return found
+
+
+async def test_a_hub_started_while_the_database_is_away_waits_for_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Before: `hub run` exited at once (the router's and the ops port's pools connected at
+    start). Now it starts, says 503 on /readyz, and delivers once the database is back."""
+    fake = FakeGenericJson(TOKEN)
+    await fake.start()
+    tenancy_file = tmp_path / "tenancy.toml"
+    tenancy_file.write_text(one_partner_tenancy(fake.url))
+    shape = topology(settings, load(tenancy_file, os.environ))
+    port = free_port()
+    try:
+        async with private_postgres() as database:
+            await migrate(database.url, settings.namespace)
+            await database.stop()
+            env = environment(settings, port) | {
+                "HUB_DATABASE_URL": database.url,
+                "HUB_TENANCY_FILE": str(tenancy_file),
+                "HUB_TEST_PARTNER_TOKEN": TOKEN,
+            }
+            hub = Role("hub", ["run"], env, tmp_path)
+            async with stopping([hub], tmp_path), aiohttp.ClientSession() as http:
+                process = await hub.start()
+                await consumers(AMQP_URL, {shape.inbox.name: 1, shape.deliver("crm").name: 1})
+                url = f"http://127.0.0.1:{port}"
+                async with http.get(f"{url}/readyz") as r:
+                    assert (r.status, await r.json()) == (503, {"broker": True, "database": False})
+                user = f"{url}/connector/api/2011-11/user"
+                async with http.post(user, data=prospect_xml("W-1"), headers=AUTH) as r:
+                    assert r.status == 200, await r.text()
+                    uuid = (await r.text()).split("<uuid>")[1].split("<")[0]
+                await asyncio.sleep(2)
+                assert process.returncode is None, "the hub gave up on the database"
+                await database.start()
+                await ready(port)
+                await fake.wait_for_users(1, timeout=30)
+                assert fake.creates[uuid] == 1
+    finally:
+        await fake.stop()
+        await delete_topology(AMQP_URL, shape)
