@@ -121,6 +121,14 @@ async def hub(settings: Settings, tenancy: Tenancy) -> AsyncIterator[Hub]:
 
 
 @pytest.fixture
+async def channel() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A channel on the test broker, for tests that publish or read queues themselves."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        yield await connection.channel()
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session

@@ -9,22 +9,13 @@ requeued at once, so a hub on a database without its schema logged 1.1 GB in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aio_pika
-import pytest
 
 from hub.broker.connection import Nodes, declare
 from hub.broker.consumer import Consumer, Incoming
 from hub.broker.topology import Topology
 from tests.conftest import AMQP_URL, delete_topology, eventually
-
-
-@pytest.fixture
-async def channel() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        yield await connection.channel()
 
 
 async def test_a_handler_that_always_fails_backs_off(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aio_pika
-import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from hub.broker.connection import Nodes, declare
@@ -14,13 +12,6 @@ from hub.broker.consumer import Consumer, Incoming, RetryBudget
 from hub.broker.topology import INBOX, Topology
 from hub.settings import Settings
 from tests.conftest import AMQP_URL, Hub, delete_topology, eventually
-
-
-@pytest.fixture
-async def channel() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        yield await connection.channel()
 
 
 async def next_dead(

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aio_pika
-import pytest
 
 from hub.broker.connection import Nodes, declare
 from hub.broker.consumer import Consumer, Incoming, PartsFailed, RetryBudget
 from hub.broker.topology import Topology
 from hub.errors import PermanentError, TransientError
 from tests.conftest import AMQP_URL, delete_topology, eventually
-
-
-@pytest.fixture
-async def channel() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        yield await connection.channel()
 
 
 async def test_failed_parts_are_delayed_or_dead_lettered_each_alone(
