@@ -12,6 +12,7 @@
     ├── TransientError         may work if tried again (broker or database away)
     │   ├── Unavailable        503 UNAVAILABLE: the record was not stored durably
     │   ├── Away               a server the hub needs is away: wait for it, spend no attempt
+    │   │   └── BrokerRefused  the broker does not take the router's jobs (a full queue)
     │   └── DatabaseError      500 DATABASE on a read (hub/store/pool.py)
     │       └── DatabaseAway   (also an Away) unreachable, shutting down, read-only,
     │                          too many connections, no pooled connection in time
@@ -96,6 +97,11 @@ class Away(TransientError):
     A consumer that meets it holds the message (unacked, no attempt spent) and
     takes no more until the server answers again (`hub/broker/consumer.py`).
     """
+
+
+class BrokerRefused(Away):
+    """The broker did not take a publish the handler needs (a queue at its maximum length,
+    no node answering): the message is held and tried again, never dead-lettered."""
 
 
 class Unavailable(TransientError):

@@ -15,11 +15,12 @@ import uuid
 import structlog
 
 from hub.broker.connection import Nodes
-from hub.broker.consumer import Consumer, Incoming
+from hub.broker.consumer import Consumer, Incoming, RetryBudget
 from hub.broker.publisher import Publisher
 from hub.broker.topology import Topology
 from hub.delivery import fanout, job
 from hub.delivery.job import DeliveryJob
+from hub.errors import BrokerRefused, Unavailable
 from hub.message import Inbound, decode_batch
 from hub.settings import Settings
 from hub.store import deliveries, records
@@ -87,12 +88,17 @@ class Router:
         return [t.partner for t in targets]
 
     async def _send(self, jobs: list[DeliveryJob]) -> None:
-        await self._publisher.publish(
-            self._topology.deliver_exchange.name,
-            jobs[0].partner,
-            job.encode(jobs),
-            message_id=job.message_id(jobs),
-        )
+        try:
+            await self._publisher.publish(
+                self._topology.deliver_exchange.name,
+                jobs[0].partner,
+                job.encode(jobs),
+                message_id=job.message_id(jobs),
+            )
+        except Unavailable as exc:
+            # The records are stored; their jobs wait for the partner's queue (full, or the
+            # broker away): the inbox message is held and sent again, never dead-lettered.
+            raise BrokerRefused(f"jobs for {jobs[0].partner} not taken: {exc}") from exc
 
 
 class RouterService:
@@ -100,9 +106,12 @@ class RouterService:
 
     name = "router"
 
-    def __init__(self, settings: Settings, tenancy: Tenancy) -> None:
+    def __init__(
+        self, settings: Settings, tenancy: Tenancy, retry: RetryBudget | None = None
+    ) -> None:
         self._settings = settings
         self._tenancy = tenancy
+        self._retry = retry  # how a transient failure is retried (default: RetryBudget())
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pool: Pool | None = None
@@ -135,6 +144,7 @@ class RouterService:
             router.handle,
             prefetch=settings.router_prefetch,
             name="hub-router",
+            retry=self._retry,
             gate=self._gate,
         )
         self._task = asyncio.create_task(

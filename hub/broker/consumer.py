@@ -10,10 +10,13 @@
                                   (the delivery limit bounds the redeliveries)
     PermanentError             -> copied to the dead-letter exchange with the
                                   reason in `x-hub-reason`, confirmed, then ack
-    a server away (Gate)       -> held: not acked, no attempt spent; the gate
-                                  closes, the consumer starts no other message,
-                                  and the handler runs again once the gate opens
-                                  (never faster than a capped backoff per message)
+    Away (a server away)       -> held: not acked, no attempt spent, never
+                                  dead-lettered. The database (the Gate knows
+                                  it): the gate closes, the consumer starts no
+                                  other message, and the handler runs again once
+                                  the gate opens. Another (the broker refusing
+                                  the handler's publishes): run again after a
+                                  capped backoff. Never faster than that backoff.
     any other exception (bug)  -> logged (once per minute per kind, with a
                                   count), a capped backoff, then nack with
                                   requeue: the delivery limit ends it in the
@@ -258,21 +261,32 @@ class Consumer:
             error = await self._try(incoming)
             if error is None or not self._away(error):
                 return error
-            assert self._gate is not None
-            self._gate.close(error)
             held += 1
-            if held > 1:
-                # The gate opened, yet the handler still found the server away (a pooled
-                # connection that died with it, or a probe that sees more than the handler):
-                # never faster than this, whatever the gate says.
-                await asyncio.sleep(backoff(held - 1, 0.5, 30.0))
+            gated = self._gate is not None and self._gate.is_away(error)
+            if gated:
+                assert self._gate is not None
+                self._gate.close(error)
+            else:
+                self._repeats.log(
+                    log.warning,
+                    ("away", type(error)),
+                    "held: a server is away",
+                    role=self._name,
+                    message_id=incoming.message_id,
+                    error=str(error),
+                )
+            if held > 1 or not gated:
+                # No gate to wait for (the broker refusing the handler's publishes), or
+                # the gate opened yet the handler still found the server away (a pooled
+                # connection that died with it): never faster than this.
+                await asyncio.sleep(backoff(held, 0.5, 30.0))
 
     def _away(self, error: BaseException) -> bool:
-        if self._gate is None:
-            return False
         if isinstance(error, PartsFailed):
             return False  # each part is settled on its own, outages included
-        return isinstance(error, Away) or self._gate.is_away(error)
+        if isinstance(error, Away):
+            return True
+        return self._gate is not None and self._gate.is_away(error)
 
     async def _try(self, incoming: Incoming) -> Exception | None:
         """Run the handler (retrying a transient failure in process); what it raised last."""
