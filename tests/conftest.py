@@ -46,14 +46,6 @@ def machine_broker_answers_at_the_end(request: pytest.FixtureRequest) -> Iterato
         )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """In parallel runs (`pytest -n N --dist loadgroup`), the tests of the local cluster
-    go to one worker: they start, stop and kill its nodes, and share them."""
-    for item in items:
-        if item.get_closest_marker("cluster"):
-            item.add_marker(pytest.mark.xdist_group("cluster"))
-
-
 @pytest.fixture
 def namespace() -> str:
     return f"t_{uuid.uuid4().hex[:10]}"

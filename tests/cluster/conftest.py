@@ -22,6 +22,9 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "cluster" / "cluster.sh"
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 NODES = ("hub1", "hub2", "hub3")
+# In parallel runs (`pytest -n N --dist loadgroup`, as `make test` runs), every test of
+# the cluster goes to one worker: they start, stop and kill its nodes, and share them.
+CLUSTER_WORKER = pytest.mark.xdist_group("cluster")
 GUEST = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
 
 

@@ -41,13 +41,13 @@ from hub.broker.connection import CONNECT_ERRORS, Nodes
 from hub.broker.topology import Topology
 from hub.message import decode_batch
 from hub.settings import Settings
-from tests.cluster.conftest import NODES, Cluster
+from tests.cluster.conftest import CLUSTER_WORKER, NODES, Cluster
 from tests.conftest import delete_topology, eventually
 from tests.fixtures_tenancy import INTOUCH_KEY, user_xml
 from tests.integration.test_process import environment, free_port
 from tests.processes import Role, ready, stopping
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.cluster, CLUSTER_WORKER, pytest.mark.timeout(420)]
 
 BLOCKED = float(os.environ.get("HUB_BLOCKED_SECONDS", "25"))
 RATE = float(os.environ.get("HUB_BLOCKED_RATE", "200"))

@@ -18,10 +18,10 @@ from hub.broker.connection import Nodes, declare
 from hub.broker.publisher import Publisher
 from hub.broker.topology import INBOX, Topology
 from hub.ops import metrics
-from tests.cluster.conftest import NODES, Cluster
+from tests.cluster.conftest import CLUSTER_WORKER, NODES, Cluster
 from tests.conftest import delete_topology
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, CLUSTER_WORKER]
 
 
 async def test_quorum_queue_through_node_1_is_consumed_through_node_3(cluster: Cluster) -> None:

@@ -41,14 +41,14 @@ from adapters.fakes.generic_json import FakeGenericJson
 from hub.settings import Settings
 from hub.tenancy import load
 from hub.wiring import topology
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import CLUSTER_WORKER, Cluster
 from tests.conftest import delete_topology, eventually
 from tests.delivery.conftest import TOKEN, prospect_xml
 from tests.fixtures_tenancy import INTOUCH_KEY
 from tests.integration.test_process import environment, free_port
 from tests.processes import Role, consumers, one_partner_tenancy, ready, stopping
 
-pytestmark = [pytest.mark.cluster, pytest.mark.failover, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.cluster, CLUSTER_WORKER, pytest.mark.failover, pytest.mark.timeout(600)]
 
 RECORDS = int(os.environ.get("HUB_FAILOVER_RECORDS", "5000"))
 RATE = float(os.environ.get("HUB_FAILOVER_RATE", "100"))

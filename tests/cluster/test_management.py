@@ -18,10 +18,10 @@ from hub.ops import status
 from hub.ops.context import Ops
 from hub.settings import Settings
 from hub.tenancy import Tenancy
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import CLUSTER_WORKER, Cluster
 from tests.conftest import delete_topology, eventually
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, CLUSTER_WORKER]
 
 
 @pytest.fixture
