@@ -53,7 +53,7 @@ test:
 	# cluster's, and the machine's: nothing else may use it meanwhile, and node restarts
 	# keep their timing). Exit 5 (none selected, e.g. by PYTEST_ARGS) is fine there.
 	.venv/bin/pytest -n "$${HUB_TEST_WORKERS:-3}" --dist loadgroup -m "not broker_restart and not cluster" $(PYTEST_ARGS)
-	.venv/bin/pytest -p no:xdist -m "broker_restart or cluster" $(PYTEST_ARGS) || [[ $$? == 5 ]]
+	.venv/bin/pytest -m "broker_restart or cluster" $(PYTEST_ARGS) || [[ $$? == 5 ]]
 
 lint:
 	@cd "$(TOP)"
