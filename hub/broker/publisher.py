@@ -31,7 +31,7 @@ from hub.broker.connection import CONNECT_ERRORS, Nodes, declare
 from hub.broker.topology import Topology
 from hub.errors import Unavailable
 from hub.ops import metrics
-from hub.pacing import backoff
+from hub.pacing import Repeats, backoff
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +64,7 @@ class Publisher:
         self._channel: AbstractChannel | None = None
         self._underlay: aiormq.Channel | None = None
         self._lock = asyncio.Lock()
+        self._repeats = Repeats(10.0)
 
     async def publish(
         self,
@@ -100,8 +101,12 @@ class Publisher:
                 pause = backoff(tries, _FIRST_PAUSE, _MAX_PAUSE)
                 if loop.time() + pause >= deadline:
                     raise Unavailable(f"{exc} (tried {tries} times)") from exc.__cause__
-                log.warning(
-                    "publish failed, again on a fresh channel", role=self._name, error=str(exc)
+                self._repeats.log(  # a full queue or a node away: a few lines a minute
+                    log.warning,
+                    type(exc),
+                    "publish failed, again on a fresh channel",
+                    role=self._name,
+                    error=str(exc),
                 )
                 await asyncio.sleep(pause)
                 continue
