@@ -223,8 +223,8 @@ class PartnerWorker:
                 ),
             )
             return
-        delay = min(0.05 * 2**waiting.tries, 2.0, waiting.give_up - now)
         waiting.tries += 1
+        delay = min(backoff(waiting.tries, 0.05, 2.0), waiting.give_up - now)
         self._start(self._requeue(waiting, delay))
 
     async def _requeue(self, waiting: _Waiting, delay: float) -> None:

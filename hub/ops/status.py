@@ -21,7 +21,7 @@ from hub.broker.connection import CONNECT_ERRORS
 from hub.errors import HubError, Unavailable
 from hub.ops.context import Ops
 from hub.store import ops as queries
-from hub.store.migrate import migrations
+from hub.store.migrate import schema_problem
 from hub.store.ops import json_safe
 from hub.store.pool import database_errors
 
@@ -126,11 +126,10 @@ async def check(ops: Ops, ingress: bool = False) -> list[tuple[str, bool, str]]:
     `ingress` the ingress's /readyz: what a container probe asks."""
     results: list[tuple[str, bool, str]] = []
     try:
-        async with database_errors():
-            applied = await ops.pool.fetchval("SELECT count(*) FROM schema_migrations")
-        wanted = len(migrations())
+        async with database_errors(), ops.pool.acquire() as connection:
+            problem = await schema_problem(connection, ops.settings.namespace)
         results.append(("database", True, "answers"))
-        results.append(("schema", applied == wanted, f"{applied} of {wanted} migrations applied"))
+        results.append(("schema", problem is None, problem or "up to date"))
     except HubError as exc:
         results.append(("database", False, str(exc)))
     try:

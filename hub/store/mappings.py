@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import structlog
 
 from hub.errors import TransientError
+from hub.pacing import backoff
 from hub.store.pool import Pool, connection_of, database_errors
 
 log = structlog.get_logger(__name__)
@@ -91,12 +92,12 @@ async def refreshing(
     another worker holds it, then ListBusy."""
     where = (partner, client_id, club_id, kind)
     token = uuid.uuid4().hex
-    give_up, pause = time.monotonic() + WAIT, 0.05
+    give_up, tries = time.monotonic() + WAIT, 0
     while not await _claim(pool, where, token):
         if time.monotonic() > give_up:
             raise ListBusy(f"the {kind} list of {partner} club {club_id} is held by another worker")
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 1.0)
+        tries += 1
+        await asyncio.sleep(backoff(tries, 0.05, 1.0))
     renewing = asyncio.create_task(_renew(pool, where, token))
     try:
         yield

@@ -15,6 +15,7 @@ and its schema is checked when it is back.
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -33,14 +34,16 @@ log = structlog.get_logger(__name__)
 _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(number, name, sql) of every migration, in order."""
+@functools.cache
+def migrations() -> tuple[tuple[int, str, str], ...]:
+    """(number, name, sql) of every migration, in order: read once (every `/readyz` and
+    every probe of the database compares the schema with them)."""
     found = []
     for entry in resources.files("hub.store").joinpath("migrations").iterdir():
         match = _FILE.match(entry.name)
         if match:
             found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 async def migrate(url: str, namespace: str) -> list[str]:

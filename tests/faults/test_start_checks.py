@@ -113,3 +113,13 @@ async def test_run_with_migrate_starts_on_an_empty_database(
         process.terminate()
         async with asyncio.timeout(30):
             assert await process.wait() == 0
+
+
+async def test_hub_check_names_a_missing_schema(
+    namespace: str, tenancy_file: Path, cleanup: object
+) -> None:
+    """`hub check` (a container's probe) says what is wrong, not a traceback."""
+    code, out = await _exit_of(_env(namespace, tenancy_file, free_port()), "check")
+    assert code == 1, out
+    assert "has no schema" in out, out
+    assert "Traceback" not in out, out
