@@ -11,6 +11,7 @@ records are stored, with nothing dead-lettered.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import aio_pika
@@ -61,13 +62,21 @@ async def test_conflicts_are_retried_and_bugs_stay_bugs() -> None:
             raise asyncpg.exceptions.UndefinedTableError('relation "records" does not exist')
 
 
-async def test_a_pool_with_no_connection_free_in_time_is_away() -> None:
+async def test_a_pool_with_no_connection_free_in_time_is_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every acquire waits at most ACQUIRE_TIMEOUT, the pool's shortcuts (`fetchval`...)
+    included, which give no timeout of their own."""
+    monkeypatch.setattr("hub.store.pool.ACQUIRE_TIMEOUT", 0.2)
     async with private_postgres() as database:
         pool = await create_pool(database.url, "public", min_size=0, max_size=1)
         try:
             async with pool.acquire():
+                started = time.monotonic()
                 with pytest.raises(TimeoutError) as caught:
-                    await pool.acquire(timeout=0.2)
+                    async with asyncio.timeout(5):  # without the bound: a wait for ever
+                        await pool.fetchval("SELECT 1")
+                assert time.monotonic() - started < 2, "the acquire had no timeout"
                 assert is_away(caught.value)
         finally:
             await pool.close()
